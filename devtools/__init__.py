@@ -1,0 +1,1 @@
+"""Developer tooling: embedded PostgreSQL, bring-up of the local stack, benchmarks."""

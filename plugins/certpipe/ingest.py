@@ -1,0 +1,223 @@
+"""The ingestion core: the only path into the warehouse for every certificate source.
+
+normalise → validate (GX suite + Vietnam's rules) → upsert by the warehouse rules → outcomes for feedback.
+
+Warehouse rules (shared/DESIGN.md):
+1. invalid → refused with reasons;  2. valid, unknown → stored;  3. valid, known, unused, changed → updated
+(earlier version kept in wh.certificate_version);  4. valid, known, used, changed → refused ALREADY_USED;
+5. valid, identical to what is stored → unchanged (also when the certificate is used: nothing is asked).
+Within one batch the last record of a certificate wins; an earlier identical copy counts as unchanged,
+an earlier different one is refused DUPLICATE_IN_BATCH.
+
+The upsert is set-based: rows are COPYed into a staging table, then one statement applies the rules and
+writes certificates, history, provenance and per-record outcomes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from certpipe.normalize import normalise
+from certpipe.schema import kind_spec, reason
+from certpipe.validate import validate
+
+log = logging.getLogger(__name__)
+
+# Where the identifying columns of each kind come from.
+KEYS = {
+    "GCS": {"key": "MA_GCS", "facility": "MA_CSKCB", "issued": "NGAY_CT", "person": "SO_CCCD_NND",
+            "event": "NGAY_SINH_CON", "fallback": ("MA_CSKCB", "QUYEN_SO", "SO", "NGAY_CT"), "prefix": "XML9"},
+    "GBT": {"key": "MA_GBT", "facility": "MACSKCB", "issued": "NGAY_CAPGIAYBT", "person": "SO_GIAYTO",
+            "event": "NGAY_TV", "fallback": ("MACSKCB", "QUYEN_SO", "SO_BAOTU", "NGAY_CAPGIAYBT"), "prefix": "GBTSO"},
+}
+_LOCK_IDS = {"GCS": 7_261_001, "GBT": 7_261_002}
+
+
+@dataclass
+class BatchResult:
+    batch_id: int
+    kind: str
+    received: int = 0
+    stored: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    refusals_by_rule: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """Counts only: safe for logs and XCom."""
+        return asdict(self)
+
+
+def cert_key(kind: str, rec: Mapping) -> str | None:
+    k = KEYS[kind]
+    if rec.get(k["key"]):
+        return rec[k["key"]]
+    parts = [rec.get(f) or "" for f in k["fallback"]]
+    if parts[0] and parts[2] and parts[3]:
+        return ":".join([k["prefix"], *parts])
+    return None
+
+
+def content_hash(record_json: str) -> bytes:
+    return hashlib.blake2b(record_json.encode(), digest_size=16).digest()
+
+
+def _iso_date(v: str | None) -> str | None:
+    return f"{v[:4]}-{v[4:6]}-{v[6:8]}" if v else None
+
+
+def _iso_ts(v: str | None) -> str | None:
+    if not v:
+        return None
+    return f"{v[:4]}-{v[4:6]}-{v[6:8]} {v[8:10] or '00'}:{v[10:12] or '00'}:{v[12:14] or '00'}"
+
+
+STAGE_DDL = """
+CREATE TEMP TABLE _stage (
+    row_no int PRIMARY KEY, source_record_id text, cert_key text NOT NULL, facility_code text,
+    issued_on date, person_id text, event_at timestamp, record jsonb NOT NULL, content_hash bytea NOT NULL
+) ON COMMIT DROP
+"""
+
+APPLY_SQL = """
+WITH cur AS (
+    SELECT s.row_no, c.cert_id, c.status, c.content_hash = s.content_hash AS same
+    FROM _stage s LEFT JOIN wh.certificate c ON c.kind = %(kind)s AND c.cert_key = s.cert_key
+),
+hist AS (
+    INSERT INTO wh.certificate_version (cert_id, version, record, content_hash, batch_id, source, valid_from,
+                                        superseded_by_batch)
+    SELECT c.cert_id, c.version, c.record, c.content_hash, c.last_batch_id, c.last_source, c.updated_at, %(batch)s
+    FROM cur JOIN wh.certificate c ON c.cert_id = cur.cert_id
+    WHERE cur.status = 'received' AND NOT cur.same
+),
+upd AS (
+    UPDATE wh.certificate c
+    SET record = s.record, content_hash = s.content_hash, facility_code = s.facility_code,
+        issued_on = s.issued_on, person_id = s.person_id, event_at = s.event_at, version = c.version + 1,
+        last_batch_id = %(batch)s, last_source = %(source)s, updated_at = now()
+    FROM _stage s JOIN cur ON cur.row_no = s.row_no
+    WHERE c.cert_id = cur.cert_id AND cur.status = 'received' AND NOT cur.same
+    RETURNING c.cert_id
+),
+ins AS (
+    INSERT INTO wh.certificate (kind, cert_key, facility_code, issued_on, person_id, event_at, record,
+                                content_hash, first_batch_id, last_batch_id, last_source)
+    SELECT %(kind)s, s.cert_key, s.facility_code, s.issued_on, s.person_id, s.event_at, s.record, s.content_hash,
+           %(batch)s, %(batch)s, %(source)s
+    FROM _stage s JOIN cur ON cur.row_no = s.row_no
+    WHERE cur.cert_id IS NULL
+    RETURNING cert_id, cert_key
+),
+res AS (
+    SELECT s.row_no, s.source_record_id, s.cert_key, s.content_hash, COALESCE(cur.cert_id, ins.cert_id) AS cert_id,
+           CASE WHEN cur.cert_id IS NULL THEN 'stored'
+                WHEN cur.same THEN 'unchanged'
+                WHEN cur.status = 'used' THEN 'refused'
+                ELSE 'updated' END AS outcome
+    FROM _stage s JOIN cur ON cur.row_no = s.row_no LEFT JOIN ins ON ins.cert_key = s.cert_key
+),
+prov AS (
+    INSERT INTO wh.certificate_source (cert_id, source, source_ref, source_record_id, content_hash,
+                                       first_batch_id, last_batch_id)
+    SELECT cert_id, %(source)s, %(source_ref)s, source_record_id, content_hash, %(batch)s, %(batch)s
+    FROM res WHERE outcome <> 'refused'
+    ON CONFLICT (cert_id, source, source_ref) DO UPDATE
+    SET source_record_id = EXCLUDED.source_record_id, content_hash = EXCLUDED.content_hash,
+        last_batch_id = EXCLUDED.last_batch_id, last_seen_at = now()
+),
+out AS (
+    INSERT INTO wh.batch_record (batch_id, row_no, source_record_id, cert_key, cert_id, outcome, reasons)
+    SELECT %(batch)s, row_no, source_record_id, cert_key, cert_id, outcome,
+           CASE WHEN outcome = 'refused' THEN %(used)s::jsonb END
+    FROM res
+    RETURNING row_no, cert_key, cert_id, outcome
+)
+SELECT row_no, cert_key, cert_id, outcome FROM out
+"""
+
+
+def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, source_ref: str,
+           records: Sequence[Mapping], record_ids: Sequence[str | None] | None = None) -> BatchResult:
+    """Normalise, validate and upsert one batch in one transaction. Returns counts (no personal data)."""
+    spec = kind_spec(kind)
+    k = KEYS[kind]
+    rows, prior = normalise(records, spec)
+    reasons = validate(rows, spec, prior)
+    ids = list(record_ids) if record_ids is not None else [None] * len(rows)
+
+    # Valid rows: canonical JSON, hash, key. In-batch duplicates: the last record of a key wins.
+    staged: dict[str, tuple] = {}
+    earlier: list[tuple[int, str, bytes]] = []
+    for i, (row, why) in enumerate(zip(rows, reasons, strict=True)):
+        if why:
+            continue
+        key = cert_key(kind, row)
+        doc = json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        h = content_hash(doc)
+        prev = staged.get(key)
+        if prev is not None:
+            earlier.append((prev[0], key, prev[8]))
+        staged[key] = (i + 1, ids[i], key, row.get(k["facility"]), _iso_date(row.get(k["issued"])),
+                       row.get(k["person"]), _iso_ts(row.get(k["event"])), doc, h)
+    for row_no, key, h in earlier:
+        if h != staged[key][8]:
+            reasons[row_no - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
+
+    result = BatchResult(batch_id=batch_id, kind=kind, received=len(rows))
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_IDS[kind],))
+        conn.execute(STAGE_DDL)
+        with conn.cursor().copy("COPY _stage FROM STDIN") as copy:
+            for t in staged.values():
+                copy.write_row(t)
+        conn.execute("ANALYZE _stage")
+        # Lock the known certificates first, so a registrar marking one used cannot slip in between.
+        conn.execute("SELECT c.cert_id FROM wh.certificate c JOIN _stage s ON c.cert_key = s.cert_key "
+                     "WHERE c.kind = %s ORDER BY c.cert_id FOR UPDATE OF c", (kind,))
+        applied = conn.execute(APPLY_SQL, {"kind": kind, "batch": batch_id, "source": source,
+                                           "source_ref": source_ref,
+                                           "used": Jsonb([reason(spec.key, "ALREADY_USED")])}).fetchall()
+        winners = {key: cert_id for _, key, cert_id, _ in applied}
+        counts = Counter(outcome for *_, outcome in applied)
+        rules = Counter("ALREADY_USED" for *_, o in applied if o == "refused")
+
+        # Records not staged: refused by validation, or earlier copies of a batch duplicate.
+        with conn.cursor().copy("COPY wh.batch_record (batch_id, row_no, source_record_id, cert_key, cert_id, "
+                                "outcome, reasons) FROM STDIN") as copy:
+            for row_no, key, _ in earlier:
+                if not reasons[row_no - 1]:
+                    copy.write_row((batch_id, row_no, ids[row_no - 1], key, winners.get(key), "unchanged", None))
+                    counts["unchanged"] += 1
+            for i, why in enumerate(reasons):
+                if why:
+                    key = cert_key(kind, rows[i]) if rows[i] else None
+                    copy.write_row((batch_id, i + 1, ids[i], key, None, "refused", json.dumps(why, ensure_ascii=False)))
+                    counts["refused"] += 1
+                    rules.update({r["code"] for r in why})
+        with conn.cursor().copy("COPY wh.refused_record (batch_id, row_no, payload) FROM STDIN") as copy:
+            for i, why in enumerate(reasons):
+                if why:
+                    copy.write_row((batch_id, i + 1, json.dumps(dict(records[i]) if isinstance(records[i], Mapping)
+                                                                else {"value": records[i]},
+                                                                ensure_ascii=False, default=str)))
+        result.stored, result.updated = counts["stored"], counts["updated"]
+        result.unchanged, result.refused = counts["unchanged"], counts["refused"]
+        result.refusals_by_rule = dict(sorted(rules.items()))
+        conn.execute(
+            "UPDATE wh.ingest_batch SET status = 'ingested', ingested_at = now(), received = %s, stored = %s, "
+            "updated = %s, unchanged = %s, refused = %s, refusals_by_rule = %s WHERE batch_id = %s",
+            (result.received, result.stored, result.updated, result.unchanged, result.refused,
+             Jsonb(result.refusals_by_rule), batch_id))
+    log.info("batch %s (%s %s/%s): %s", batch_id, kind, source, source_ref,
+             {k: v for k, v in result.summary().items() if k not in ("batch_id", "kind")})
+    return result

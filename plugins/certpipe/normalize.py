@@ -1,0 +1,196 @@
+"""Normalise raw source records into canonical records.
+
+Text: Unicode NFC, trimmed, inner whitespace collapsed. Codes: upper-case, no spaces, leading zeros kept
+(and restored when a spreadsheet turned a code into a number). Dates: the official compact formats
+(yyyymmdd; yyyymmddHHMM, or yyyymmddHHMMSS when seconds are not zero); also read dd/mm/yyyy, ISO 8601,
+Python dates and Excel serial numbers. A value that cannot be read becomes a refusal reason naming the
+field, never an exception, and never carries the value itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+
+from certpipe.schema import KindSpec, reason
+
+_WS = re.compile(r"\s+")
+_DMY = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})(?:[ T](\d{1,2})[:hH](\d{2})(?::(\d{2}))?)?$")
+_YMD = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
+_EXCEL_EPOCH = dt.datetime(1899, 12, 30)
+_MIN_YEAR, _MAX_YEAR = 1880, 2200
+
+
+class Invalid(ValueError):
+    """A value that cannot be normalised; carries the rule code only."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+def _blank(v) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and v != v)
+
+
+def norm_text(v) -> str:
+    s = v if isinstance(v, str) else str(v)
+    if not s.isascii():
+        s = unicodedata.normalize("NFC", s)
+    s = s.strip()
+    if "  " in s or "\n" in s or "\t" in s or "\u00a0" in s:
+        s = _WS.sub(" ", s.replace("\u00a0", " "))
+    return s
+
+
+def _number_text(v) -> str | None:
+    """Digits of a value a spreadsheet stored as a number, else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return None
+
+
+def norm_code(v, pad: int | None = None) -> str:
+    num = _number_text(v)
+    s = num if num is not None else norm_text(v).replace(" ", "").upper()
+    if pad and s.isdigit() and len(s) < pad:
+        s = s.zfill(pad)
+    return s
+
+
+def norm_id(v) -> str:
+    """Personal ID / passport number. A 12-digit ID stored as a number lost its leading zero: restore it."""
+    num = _number_text(v)
+    if num is not None:
+        return num.zfill(12) if len(num) == 11 else num.zfill(9) if len(num) == 8 else num
+    return norm_text(v).replace(" ", "").replace(".", "").upper()
+
+
+def norm_int(v) -> int:
+    if isinstance(v, bool):
+        raise Invalid("INT_FORMAT")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        if v.is_integer():
+            return int(v)
+        raise Invalid("INT_FORMAT")
+    s = norm_text(v)
+    if s.lstrip("-").isdigit():
+        return int(s)
+    if re.fullmatch(r"-?\d+\.0+", s):
+        return int(s.split(".")[0])
+    raise Invalid("INT_FORMAT")
+
+
+def _mk(y, mo, d, h=0, mi=0, s=0, code="DATE_INVALID") -> dt.datetime:
+    try:
+        y, mo, d, h, mi, s = int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0)
+        if not _MIN_YEAR <= y <= _MAX_YEAR:
+            raise Invalid(code)
+        return dt.datetime(y, mo, d, h, mi, s)
+    except (ValueError, TypeError):
+        raise Invalid(code) from None
+
+
+def parse_moment(v, code: str) -> tuple[dt.datetime, bool]:
+    """Read a date or date-time; returns (value, has_time)."""
+    if isinstance(v, dt.datetime):
+        return v.replace(tzinfo=None, microsecond=0), True
+    if isinstance(v, dt.date):
+        return dt.datetime(v.year, v.month, v.day), False
+    num = _number_text(v)
+    if num is None and isinstance(v, float):
+        if 1 < v < 100000:  # Excel serial date-time
+            return (_EXCEL_EPOCH + dt.timedelta(days=v)).replace(microsecond=0), True
+        raise Invalid(code)
+    s = num if num is not None else norm_text(v)
+    if s.isdigit():
+        n = len(s)
+        if n == 8:
+            return _mk(s[:4], s[4:6], s[6:8], code=code), False
+        if n == 12:
+            return _mk(s[:4], s[4:6], s[6:8], s[8:10], s[10:12], code=code), True
+        if n == 14:
+            return _mk(s[:4], s[4:6], s[6:8], s[8:10], s[10:12], s[12:14], code=code), True
+        if num is not None and n <= 5:  # Excel serial date stored as an integer
+            return _EXCEL_EPOCH + dt.timedelta(days=int(s)), False
+        raise Invalid(code)
+    m = _DMY.match(s)
+    if m:
+        d, mo, y, h, mi, sec = m.groups()
+        return _mk(y, mo, d, h, mi, sec, code=code), h is not None
+    m = _YMD.match(s)
+    if m:
+        y, mo, d, h, mi, sec = m.groups()
+        return _mk(y, mo, d, h, mi, sec, code=code), h is not None
+    raise Invalid(code)
+
+
+def norm_date(v) -> str:
+    return parse_moment(v, "DATE_INVALID")[0].strftime("%Y%m%d")
+
+
+def norm_datetime(v) -> str:
+    moment, has_time = parse_moment(v, "DATETIME_INVALID")
+    if not has_time:
+        raise Invalid("DATETIME_INVALID")
+    return moment.strftime("%Y%m%d%H%M%S" if moment.second else "%Y%m%d%H%M")
+
+
+def normalise_record(raw: Mapping, spec: KindSpec) -> tuple[dict, list[dict]]:
+    """Map one raw record (official names or aliases, any case) to a canonical record plus reasons."""
+    from certpipe import reference  # local: keeps module import light
+
+    out: dict = {}
+    reasons: list[dict] = []
+    lookup, by_name = spec.lookup, spec.by_name
+    for key, value in raw.items():
+        name = lookup.get(key.upper()) if isinstance(key, str) else None
+        if name is None or _blank(value):
+            continue
+        f = by_name[name]
+        try:
+            t = f.type
+            if t == "text":
+                value = norm_text(value)
+            elif t == "code" or t == "digits":
+                value = norm_code(value, f.pad or (f.max if t == "digits" and _number_text(value) else None))
+            elif t == "id":
+                value = norm_id(value)
+            elif t == "int":
+                value = norm_int(value)
+            elif t == "date":
+                value = norm_date(value)
+            elif t == "datetime":
+                value = norm_datetime(value)
+            elif t == "nationality":
+                code = norm_code(value)
+                value = reference.normalise_nationality(code) or code
+            if f.max and isinstance(value, str) and len(value) > f.max:
+                raise Invalid("TOO_LONG")
+        except Invalid as e:
+            reasons.append(reason(name, e.code))
+            continue
+        if value != "":
+            out[name] = value
+    return out, reasons
+
+
+def normalise(records: Iterable, spec: KindSpec) -> tuple[list[dict], list[list[dict]]]:
+    rows, reasons = [], []
+    for raw in records:
+        if not isinstance(raw, Mapping):
+            rows.append({})
+            reasons.append([reason(None, "NOT_A_RECORD")])
+            continue
+        rec, why = normalise_record(raw, spec)
+        rows.append(rec)
+        reasons.append(why)
+    return rows, reasons
