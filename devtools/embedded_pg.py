@@ -44,7 +44,7 @@ def _open_path_for(user: str, path: Path) -> None:
     entry = pwd.getpwnam(user)
     for parent in path.parents:
         mode = parent.stat().st_mode
-        parent.chmod(mode | stat.S_IXOTH)
+        parent.chmod(mode | stat.S_IXOTH | stat.S_IROTH)
     os.chown(path, entry.pw_uid, entry.pw_gid)
     bindir = pgcmd.POSTGRES_BIN_PATH
     for p in bindir.parent.rglob("*"):
@@ -68,7 +68,8 @@ class EmbeddedPostgres:
 
     def _kw(self) -> dict:
         user = _run_as()
-        return {"user": user} if user else {}
+        # switch uid, gid and groups: with root's groups left in place, group bits of root-owned dirs apply
+        return {"user": user, "group": user, "extra_groups": []} if user else {}
 
     def start(self) -> EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -211,6 +211,10 @@ def _birth_drafts(rng: random.Random, fac: Facility, now: datetime, count: int) 
         ["Sinh con dưới 32 tuần tuổi"] if preterm else [])
     issued = min(birth_dt + timedelta(minutes=rng.randint(60, 72 * 60)), now - timedelta(minutes=10))
     patient = f"{bdate.year % 100:02d}{rng.randrange(10**6):06d}"
+    mother = person_name(rng, False, mother=True)
+    ethnicity = rng.choices(ETHNICITIES, ETHNICITY_W)[0]
+    nationality = "704" if rng.random() < 0.9 else "VN"
+    mother_id = cccd(rng, reg, dob.year, False)
     drafts = []
     for k in range(count):
         male = rng.random() < 0.515
@@ -227,12 +231,12 @@ def _birth_drafts(rng: random.Random, fac: Facility, now: datetime, count: int) 
             "MA_BN": patient,
             "MA_BHXH_NND": bhxh,
             "MA_THE_NND": card,
-            "HOTEN_NND": person_name(rng, False, mother=True) if k == 0 else drafts[0]["HOTEN_NND"],
+            "HOTEN_NND": mother,
             "NGAYSINH_NND": d8(dob),
-            "MA_DANTOC_NND": rng.choices(ETHNICITIES, ETHNICITY_W)[0] if k == 0 else drafts[0]["MA_DANTOC_NND"],
-            "MA_QUOCTICH_NND": "704" if rng.random() < 0.9 else "VN",
+            "MA_DANTOC_NND": ethnicity,
+            "MA_QUOCTICH_NND": nationality,
             "LOAI_GIAYTO_NND": "1",
-            "SO_CCCD_NND": cccd(rng, reg, dob.year, False) if k == 0 else drafts[0]["SO_CCCD_NND"],
+            "SO_CCCD_NND": mother_id,
             "NGAYCAP_CCCD_NND": d8(id_issued),
             "NOICAP_CCCD_NND": ID_ISSUER,
             "NOI_CU_TRU_NND": home["address"],
@@ -484,7 +488,8 @@ def _resubmit(kind: str, rec: dict, rng: random.Random) -> list[str]:
             new = person_name(rng, male, fam)
         rec["TEN_CON"] = new
         return ["TEN_CON"]
-    code, cause, _, _ = rng.choice([c for c in CAUSES if c[0] not in (rec["BENH_ICD10_ID"], "R54")])
+    age = int(rec["NGAY_TV"][:4]) - int(rec["NGAY_SINH"][:4])
+    code, cause, _, _ = rng.choice([c for c in CAUSES if c[0] != rec["BENH_ICD10_ID"] and c[2] <= age])
     rec["BENH_ICD10_ID"], rec["NGUYENNHAN_TV"], rec["BENH_ICD10_TEN"] = code, cause, cause
     return ["BENH_ICD10_ID", "NGUYENNHAN_TV", "BENH_ICD10_TEN"]
 
@@ -494,7 +499,8 @@ def _feed_key(env: dict):
 
 
 def _finish(kind: str, drafts: list[dict], fac: Facility, rng: random.Random, now: datetime,
-            bad_ratio: float, dup_ratio: float, resubmit_ratio: float, messy_ratio: float) -> Batch:
+            bad_ratio: float, dup_ratio: float, resubmit_ratio: float, messy_ratio: float,
+            rule_offset: int | None) -> Batch:
     drafts.sort(key=lambda d: (d["issued"], d["rec"].get("NGAY_SINH_CON") or d["rec"].get("NGAY_TV")))
     _number(drafts, kind, fac, rng)
     order = GCS_FIELDS if kind == "GCS" else GBT_FIELDS
@@ -505,7 +511,7 @@ def _finish(kind: str, drafts: list[dict], fac: Facility, rng: random.Random, no
     rng.shuffle(idx)
     n_bad = min(n, round(n * bad_ratio))
     rules = BIRTH_RULES if kind == "GCS" else DEATH_RULES
-    offset = rng.randrange(len(rules))
+    offset = rng.randrange(len(rules)) if rule_offset is None else rule_offset
     bad = {i: rules[(offset + j) % len(rules)] for j, i in enumerate(sorted(idx[:n_bad]))}
     good = idx[n_bad:]
     n_messy = min(len(good), round(n * messy_ratio))
@@ -552,8 +558,12 @@ def _facility(facility: str | Facility) -> Facility:
 
 def generate_births(n: int, *, facility: str | Facility, seed: int = 0, now: datetime | None = None,
                     bad_ratio: float = 0.1, dup_ratio: float = 0.03, resubmit_ratio: float = 0.03,
-                    messy_ratio: float = 0.1) -> Batch:
-    """`n` birth certificates (twins = two records) of one facility, as feed envelopes."""
+                    messy_ratio: float = 0.1, rule_offset: int | None = None) -> Batch:
+    """`n` birth certificates (twins = two records) of one facility, as feed envelopes.
+
+    ~bad_ratio records break one rule each (rules taken in turn from BIRTH_RULES starting
+    at `rule_offset`, random if None); see `Batch` for the manifest.
+    """
     fac = _facility(facility)
     now = _now(now)
     rng = random.Random(f"{seed}:{fac.code}:GCS")
@@ -561,12 +571,12 @@ def generate_births(n: int, *, facility: str | Facility, seed: int = 0, now: dat
     while len(drafts) < n:
         twins = len(drafts) <= n - 2 and rng.random() < 0.03
         drafts.extend(_birth_drafts(rng, fac, now, 2 if twins else 1))
-    return _finish("GCS", drafts, fac, rng, now, bad_ratio, dup_ratio, resubmit_ratio, messy_ratio)
+    return _finish("GCS", drafts, fac, rng, now, bad_ratio, dup_ratio, resubmit_ratio, messy_ratio, rule_offset)
 
 
 def generate_deaths(n: int, *, facility: str | Facility, seed: int = 0, now: datetime | None = None,
                     bad_ratio: float = 0.1, dup_ratio: float = 0.03, resubmit_ratio: float = 0.03,
-                    messy_ratio: float = 0.1) -> Batch:
+                    messy_ratio: float = 0.1, rule_offset: int | None = None) -> Batch:
     """`n` death notices of one facility; a handful issued in May 2025 (legacy admin codes)."""
     fac = _facility(facility)
     now = _now(now)
@@ -579,7 +589,7 @@ def generate_deaths(n: int, *, facility: str | Facility, seed: int = 0, now: dat
         else:
             death_dt = now - timedelta(minutes=rng.randint(120, 60 * 24 * 60))
         drafts.append(_death_draft(rng, fac, now, death_dt))
-    return _finish("GBT", drafts, fac, rng, now, bad_ratio, dup_ratio, resubmit_ratio, messy_ratio)
+    return _finish("GBT", drafts, fac, rng, now, bad_ratio, dup_ratio, resubmit_ratio, messy_ratio, rule_offset)
 
 
 # ---------------------------------------------------------------- bulk (benchmark)

@@ -65,10 +65,11 @@ def norm_code(v, pad: int | None = None) -> str:
 
 
 def norm_id(v) -> str:
-    """Personal ID / passport number. A 12-digit ID stored as a number lost its leading zero: restore it."""
+    """Personal ID / passport number. A 12-digit ID (it starts with "0") stored as a number lost its leading
+    zeros: restore them."""
     num = _number_text(v)
     if num is not None:
-        return num.zfill(12) if len(num) == 11 else num.zfill(9) if len(num) == 8 else num
+        return num.zfill(12) if len(num) in (10, 11) else num.zfill(9) if len(num) == 8 else num
     return norm_text(v).replace(" ", "").replace(".", "").upper()
 
 

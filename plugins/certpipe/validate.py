@@ -26,12 +26,14 @@ class SuiteRunner:
 
     def __init__(self, spec: KindSpec):
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-        os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in task logs
         import great_expectations as gx  # heavy: imported only when validation runs
 
         self.spec = spec
         raw = _suite_json(spec.kind)
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
         ctx = gx.get_context(mode="ephemeral")
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)  # no progress bars in task logs
         suite = gx.ExpectationSuite(name=raw["name"], expectations=raw["expectations"], meta=raw.get("meta"))
         if len(suite.expectations) != len(raw["expectations"]):  # GX drops invalid expectations with a log line
             raise ValueError(f"suite {raw['name']}: {len(raw['expectations']) - len(suite.expectations)} "

@@ -1,14 +1,9 @@
 """Tests for certpipe.reference against the committed reference CSVs."""
 
 import datetime
-import sys
-from pathlib import Path
-
-_PLUGINS = str(Path(__file__).resolve().parents[2] / "plugins")
-if _PLUGINS not in sys.path:
-    sys.path.insert(0, _PLUGINS)
 
 import pytest
+
 from certpipe import reference as ref
 
 

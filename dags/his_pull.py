@@ -1,0 +1,62 @@
+"""HIS pull (solution 1): every pilot hospital's birth certificates and death notices, every 15 minutes.
+
+For each hospital (Variable `his_hospitals`, one Airflow connection each) and each kind:
+extract (changes since the watermark, landed raw) → ingest (validate + warehouse rules) → acknowledge
+(every record accepted or refused with reasons, back to the HIS). Hospitals are mapped: one hospital's
+outage fails only its own tasks. XCom carries batch ids and counts, never records.
+"""
+
+import pendulum
+from airflow.sdk import Variable, dag, task, task_group
+
+KINDS = ("GCS", "GBT")
+LABEL = "{{ task.op_kwargs['hospital']['facility'] if task.op_kwargs.get('hospital') else '' }}"
+
+
+@dag(
+    dag_id="his_pull",
+    schedule="*/15 * * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    tags=["certificates", "his", "solution-1"],
+    doc_md=__doc__,
+)
+def his_pull():
+    @task
+    def hospitals() -> list[dict]:
+        from certpipe.sources.his import hospitals_from
+
+        return hospitals_from(Variable.get("his_hospitals", default="[]"))
+
+    @task_group
+    def hospital(hospital: dict):
+        for kind in KINDS:
+            @task(task_id=f"extract_{kind.lower()}")
+            def extract(hospital: dict, kind: str = kind, **context) -> dict:
+                from certpipe import warehouse
+                from certpipe.sources.his import extract
+
+                return extract(hospital, kind, warehouse.warehouse_dsn(), run_id=context["run_id"])
+
+            @task(task_id=f"ingest_{kind.lower()}")
+            def ingest(batch: dict) -> dict:
+                from certpipe import warehouse
+                from certpipe.sources.his import ingest_landed
+
+                return ingest_landed(batch, warehouse.warehouse_dsn())
+
+            @task(task_id=f"acknowledge_{kind.lower()}")
+            def acknowledge(hospital: dict, batch: dict) -> dict:
+                from certpipe import warehouse
+                from certpipe.sources.his import acknowledge
+
+                return acknowledge(hospital, batch, warehouse.warehouse_dsn())
+
+            acknowledge(hospital, ingest(extract(hospital)))
+
+    hospital.expand(hospital=hospitals())
+
+
+his_pull()

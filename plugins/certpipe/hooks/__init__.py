@@ -1,0 +1,1 @@
+"""HttpHook-based clients for the source systems."""

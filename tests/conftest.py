@@ -1,0 +1,91 @@
+"""Test environment: a real PostgreSQL (CERTPIPE_TEST_PG_URL, else an embedded server) and an isolated Airflow.
+
+Each test that needs the warehouse gets a fresh database cloned from a migrated template.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT / "plugins", ROOT):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+_TMP = Path(tempfile.mkdtemp(prefix="certpipe-tests-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(_TMP / "airflow"),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh",
+    "GX_ANALYTICS_ENABLED": "false",
+    "TQDM_DISABLE": "1",
+})
+
+from devtools.embedded_pg import EmbeddedPostgres, free_port  # noqa: E402
+
+_counter = itertools.count()
+
+
+class PgServer:
+    def __init__(self, admin_url: str):
+        self.admin_url = admin_url  # postgresql://user@host:port/db
+
+    def url_for(self, db: str) -> str:
+        return self.admin_url.rsplit("/", 1)[0] + "/" + db
+
+    def execute(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as c:
+            c.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    url = os.environ.get("CERTPIPE_TEST_PG_URL")
+    if url:
+        yield PgServer(url)
+        return
+    pg = EmbeddedPostgres(_TMP / "pg", free_port()).start()
+    try:
+        yield PgServer(pg.url)
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture(scope="session")
+def warehouse_template(pg_server):
+    from certpipe import warehouse
+
+    name = f"certpipe_tpl_{os.getpid()}"
+    pg_server.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    pg_server.execute(f'CREATE DATABASE "{name}"')
+    warehouse.migrate(pg_server.url_for(name))
+    yield name
+    pg_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def warehouse_dsn(pg_server, warehouse_template):
+    """A fresh, migrated warehouse database for one test."""
+    name = f"certpipe_t{os.getpid()}_{next(_counter)}"
+    pg_server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{warehouse_template}"')
+    yield pg_server.url_for(name)
+    pg_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def wh(warehouse_dsn):
+    from certpipe import warehouse
+
+    with warehouse.connect(warehouse_dsn) as conn:
+        yield conn
