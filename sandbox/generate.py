@@ -195,8 +195,9 @@ def _birth_drafts(rng: random.Random, fac: Facility, now: datetime, count: int) 
     bdate = birth_dt.date()
     age = min(42, max(18, round(rng.gauss(29, 5.5))))
     dob = _years_before(bdate, age) - timedelta(days=rng.randrange(365))
+    issued = min(birth_dt + timedelta(minutes=rng.randint(60, 72 * 60)), now - timedelta(minutes=10))
     reg = _reg_province(rng, fac.province)
-    home = _residence(rng, fac.province, bdate)
+    home = _residence(rng, fac.province, issued.date())  # codes of the era of the issue date
     insured = rng.random() < 0.85
     bhxh = _bhxh(rng, fac.province) if insured else "0000000000"
     card = f"GD4{fac.province}{bhxh}" if insured else "0000000000"
@@ -209,7 +210,6 @@ def _birth_drafts(rng: random.Random, fac: Facility, now: datetime, count: int) 
     preterm = rng.random() < (0.1 if count == 2 else 0.02)
     notes = (["Sinh con phải phẫu thuật"] if csection else []) + (
         ["Sinh con dưới 32 tuần tuổi"] if preterm else [])
-    issued = min(birth_dt + timedelta(minutes=rng.randint(60, 72 * 60)), now - timedelta(minutes=10))
     patient = f"{bdate.year % 100:02d}{rng.randrange(10**6):06d}"
     mother = person_name(rng, False, mother=True)
     ethnicity = rng.choices(ETHNICITIES, ETHNICITY_W)[0]
@@ -224,7 +224,7 @@ def _birth_drafts(rng: random.Random, fac: Facility, now: datetime, count: int) 
             weight = round(rng.gauss(2500 if count == 2 else 3100, 350 if count == 2 else 400))
         weight = min(4300, max(1800, weight))
         this_birth = birth_dt + timedelta(minutes=7 * k)
-        this_issued = issued + timedelta(minutes=k)
+        this_issued = issued
         rec = {
             "MA_CSKCB": fac.code,
             "NGAY_CT": d8(this_issued),
@@ -285,9 +285,6 @@ def _death_draft(rng: random.Random, fac: Facility, now: datetime, death_dt: dat
     dob = max(dob, date(1925, 1, 1))
     male = rng.random() < 0.55
     dob_text = f"{dob.year}0101" if age > 60 and rng.random() < 0.05 else d8(dob)
-    reg = _reg_province(rng, fac.province)
-    home = _residence(rng, fac.province, ddate)
-    now_home = home if rng.random() < 0.8 else _residence(rng, fac.province, ddate)
     insured = rng.random() < 0.9
     bhxh = _bhxh(rng, fac.province) if insured else ""
     group = "TE1" if age < 6 else ("HT2" if age >= 60 else "GD4")
@@ -303,6 +300,9 @@ def _death_draft(rng: random.Random, fac: Facility, now: datetime, death_dt: dat
     latest = min(death_dt + timedelta(hours=30), end_next_day, now - timedelta(minutes=10))
     issued = death_dt + timedelta(minutes=rng.randint(30, max(30, int((latest - death_dt).total_seconds() // 60))))
     issued = min(issued, latest)
+    reg = _reg_province(rng, fac.province)
+    home = _residence(rng, fac.province, issued.date())  # codes of the era of the issue date
+    now_home = home if rng.random() < 0.8 else _residence(rng, fac.province, issued.date())
     relative = person_name(rng, rng.random() < 0.5, rng.choices(FAMILY, FAMILY_W)[0])
     rec = {
         "MA_BN": f"{ddate.year % 100:02d}{rng.randrange(10**6):06d}",
@@ -371,13 +371,28 @@ def _cert_key(kind: str) -> str:
     return "MA_GCS" if kind == "GCS" else "MA_GBT"
 
 
-def _set_cert_year(rec: dict, kind: str, date_text: str) -> None:
+def _recert(rec: dict, key: str, new: str, taken: set[str]) -> bool:
+    """Change the certificate number unless that would collide with another record's."""
+    if new.upper() in taken:
+        return False
+    taken.discard(rec[key].upper())
+    taken.add(new.upper())
+    rec[key] = new
+    return True
+
+
+def _set_cert_year(rec: dict, kind: str, date_text: str, taken: set[str]) -> None:
+    # On a collision the old year stays (CERT_YEAR then fires too; the record is refused anyway).
     key = _cert_key(kind)
-    rec[key] = rec[key][:-2] + date_text[2:4]
+    _recert(rec, key, rec[key][:-2] + date_text[2:4], taken)
 
 
-def _spoil(kind: str, d: dict, rule: str, rng: random.Random, now: datetime, fac: Facility) -> None:
-    """Make draft `d` break `rule` (and, as far as possible, nothing else)."""
+def _spoil(kind: str, d: dict, rule: str, rng: random.Random, now: datetime, fac: Facility,
+           taken: set[str]) -> None:
+    """Make draft `d` break `rule` (and, as far as possible, nothing else).
+
+    `taken` holds all certificate numbers: a spoiled number never equals another record's.
+    """
     rec = d["rec"]
     gcs = kind == "GCS"
     id_key = "SO_CCCD_NND" if gcs else "SO_GIAYTO"
@@ -400,15 +415,15 @@ def _spoil(kind: str, d: dict, rule: str, rng: random.Random, now: datetime, fac
         if gcs:
             rec["NGAY_SINH_CON"] = d12(future)
             rec["NGAY_CT"] = d8(future)
-            _set_cert_year(rec, kind, rec["NGAY_CT"])
+            _set_cert_year(rec, kind, rec["NGAY_CT"], taken)
         else:
             rec["NGAY_TV"] = d12(future)
             rec["NGAY_CAPGIAYBT"] = d8(future)
-            _set_cert_year(rec, kind, rec["NGAY_CAPGIAYBT"])
+            _set_cert_year(rec, kind, rec["NGAY_CAPGIAYBT"], taken)
     elif rule == "DATE_ORDER":
         if gcs:  # certificate issued before the birth
             rec["NGAY_CT"] = d8(d["event"] - timedelta(days=rng.randint(1, 3)))
-            _set_cert_year(rec, kind, rec["NGAY_CT"])
+            _set_cert_year(rec, kind, rec["NGAY_CT"], taken)
         else:  # death before birth; keep the ID consistent with the new birth date
             ddate = d["event"].date()
             latest = min(ddate + timedelta(days=30), now.date() - timedelta(days=1))
@@ -428,15 +443,18 @@ def _spoil(kind: str, d: dict, rule: str, rng: random.Random, now: datetime, fac
         rec["MA_DANTOC_NND" if gcs else "MA_DANTOC"] = "77"
     elif rule == "COMMUNE_PROVINCE":
         prov, ward = ("MATINH_CU_TRU", "MAXA_CU_TRU") if gcs else ("MATINH_THUONGTRU", "MAXA_THUONGTRU")
-        rec[ward] = _other_province_ward(rng, rec[prov], d["event"].date())
+        rec[ward] = _other_province_ward(rng, rec[prov], d["issued"].date())
     elif rule == "CERT_FACILITY":
-        other = [c for c in refdata.PILOT_FACILITIES if c != fac.code]
-        wrong = rng.choice(other + [fac.code[:4] + str((int(fac.code[4], 36) + 1) % 10)])
+        # a well-formed code of no facility in the dataset (so no clash across hospitals)
+        wrong = fac.code[:2] + ("9" if fac.code[2] != "9" else "8") + fac.code[3:]
         num, kd, _, yy = rec[key].split(".")
-        rec[key] = f"{num}.{kd}.{wrong}.{yy}"
+        _recert(rec, key, f"{num}.{kd}.{wrong}.{yy}", taken)
     elif rule == "CERT_YEAR":
         yy = int(rec[key][-2:])
-        rec[key] = rec[key][:-2] + f"{(yy + rng.choice([-1, 1])) % 100:02d}"
+        sign = rng.choice([-1, 1])
+        for step in (1, -1, 2, -2, 3, -3, 4, -4, 5, -5):
+            if _recert(rec, key, rec[key][:-2] + f"{(yy + sign * step) % 100:02d}", taken):
+                break
     elif rule == "CERT_FORMAT":
         num, kd, fc, yy = rec[key].split(".")
         rec[key] = rng.choice([
@@ -524,9 +542,10 @@ def _finish(kind: str, drafts: list[dict], fac: Facility, rng: random.Random, no
     n_res = min(len(rest), max(minimum, round(n * resubmit_ratio)))
     resub = sorted(rest[:n_res])
 
+    taken = {d["rec"][_cert_key(kind)] for d in drafts}
     for i, d in enumerate(drafts):
         if i in bad:
-            _spoil(kind, d, bad[i], rng, now, fac)
+            _spoil(kind, d, bad[i], rng, now, fac, taken)
             batch.expected[ids[i]] = bad[i]
         elif i in messy:
             _mess(kind, d["rec"], messy[i], rng)
@@ -600,6 +619,22 @@ _BULK_WINDOWS = [(date(2025, 7, 1), date(2025, 12, 31)), (date(2026, 1, 1), date
 _BULK_BAD = ["CCCD_SEX", "WEIGHT_RANGE", "SEX_CODE", "ETHNICITY_CODE", "DATE_INVALID", "REQUIRED"]
 
 
+def _bulk_spoil(rec: dict, rule: str) -> None:
+    if rule == "CCCD_SEX":
+        cid = rec["SO_CCCD_NND"]
+        rec["SO_CCCD_NND"] = cid[:3] + str(int(cid[3]) ^ 1) + cid[4:]
+    elif rule == "WEIGHT_RANGE":
+        rec["CAN_NANG_CON"] = "45000"
+    elif rule == "SEX_CODE":
+        rec["GIOI_TINH_CON"] = "5"
+    elif rule == "ETHNICITY_CODE":
+        rec["MA_DANTOC_NND"] = "77"
+    elif rule == "DATE_INVALID":
+        rec["NGAYSINH_NND"] = rec["NGAYSINH_NND"][:4] + "0231"
+    else:
+        rec["HOTEN_NND"] = ""
+
+
 def generate_bulk_births(n: int, seed: int = 0, *, facilities: list[str] | None = None,
                          bad_ratio: float = 0.01, chunk: int = 8192) -> Iterator[dict]:
     """Yield `n` plain GIAYCHUNGSINH dicts across several facilities, fast (pools + chunked draws).
@@ -644,65 +679,63 @@ def generate_bulk_births(n: int, seed: int = 0, *, facilities: list[str] | None 
     kids = [(person_name(rng, m == "1"), m) for m in rng.choices("12", k=P)]
     weights = [str(min(4300, max(1800, round(rng.gauss(3100, 400))))) for _ in range(P)]
     staff = [person_name(rng, rng.random() < 0.3) for _ in range(256)]
-    births_w = rng.choices([(1, "0"), (2, "1"), (3, "2"), (4, "3")], [45, 35, 15, 5], k=P)
+    births_w = rng.choices([("1", "0"), ("2", "1"), ("3", "2"), ("4", "3")], [45, 35, 15, 5], k=P)
     flags = [("1", "0", "Sinh con phải phẫu thuật")] * 35 + [("0", "0", "")] * 63 + [
         ("0", "1", "Sinh con dưới 32 tuần tuổi"), ("1", "1", "Sinh con phải phẫu thuật; Sinh con dưới 32 tuần tuổi")]
     status = ["Khỏe mạnh"] * 93 + ["Yếu"] * 5 + ["Dị tật bẩm sinh"] * 2
     nf = len(facs)
     counters = [[0] * len(_BULK_WINDOWS) for _ in facs]
     fac_win = [0] * nf
+    num5 = [f"{x:05d}" for x in range(100000)]
+    num_s = [str(x) for x in range(100000)]
+    books = [f"{(x - 1) // 500 + 1:02d}/" for x in range(100000)]
+    suffix = [[f".GCS.{f.code}.{w[2]}" for w in (p[0] for p in win_pools)] for f in facs]
+    const = [(f.code, f.name, f.head_bhxh, f.head) for f in facs]
     choices, rand = rng.choices, rng.random
+    rng_p = range(P)
     i = 0
     while i < n:
         k = min(chunk, n - i)
         m_s, k_s, fa_s = choices(mothers, k=k), choices(kids, k=k), choices(fathers, k=k)
-        w_s, st_s, b_s = choices(weights, k=k), choices(staff, k=2 * k), choices(births_w, k=k)
-        fl_s, ts_s, r_s = choices(flags, k=k), choices(status, k=k), choices(range(P), k=4 * k)
+        w_s, nd_s, ng_s = choices(weights, k=k), choices(staff, k=k), choices(staff, k=k)
+        bw_s, fl_s, ts_s = choices(births_w, k=k), choices(flags, k=k), choices(status, k=k)
+        r1, r2, r3, r4 = (choices(rng_p, k=k) for _ in range(4))
         for j in range(k):
             fi = (i + j) % nf
-            fac = facs[fi]
             wi = fac_win[fi]
             num = counters[fi][wi] + 1
             if num > 99999:
                 wi = fac_win[fi] = wi + 1
                 num = 1
             counters[fi][wi] = num
-            born, ct, yy = win_pools[wi][r_s[4 * j]]
+            code, fname, head_bhxh, head = const[fi]
+            born, ct, yy = win_pools[wi][r1[j]]
             name, dob, eth, nat, cid, idd, insured = m_s[j]
-            addr, prov, ward = fac_pools[fi][0][r_s[4 * j + 1] & 255]
-            bhxh = fac_pools[fi][1][r_s[4 * j + 2]] if insured else "0000000000"
+            addr, prov, ward = fac_pools[fi][0][r2[j] & 255]
+            if insured:
+                bhxh = fac_pools[fi][1][r3[j]]
+                card = "GD4" + prov + bhxh
+            else:
+                bhxh = card = "0000000000"
             kid, sex = k_s[j]
-            lan, prev = b_s[j]
+            lan, prev = bw_s[j]
             cs, pre, note = fl_s[j]
             rec = {
-                "MA_GCS": f"{num:05d}.GCS.{fac.code}.{yy}",
-                "MA_CSKCB": fac.code, "SO": str(num), "QUYEN_SO": f"{(num - 1) // 500 + 1:02d}/20{yy}",
-                "NGAY_CT": ct, "MA_BN": f"{yy}{r_s[4 * j + 3]:06d}", "MA_BHXH_NND": bhxh,
-                "MA_THE_NND": f"GD4{prov}{bhxh}" if insured else "0000000000",
+                "MA_GCS": num5[num] + suffix[fi][wi], "MA_CSKCB": code, "SO": num_s[num],
+                "QUYEN_SO": books[num] + "20" + yy, "NGAY_CT": ct, "MA_BN": yy + num5[r4[j]],
+                "MA_BHXH_NND": bhxh, "MA_THE_NND": card,
                 "HOTEN_NND": name, "NGAYSINH_NND": dob, "MA_DANTOC_NND": eth, "MA_QUOCTICH_NND": nat,
                 "LOAI_GIAYTO_NND": "1", "SO_CCCD_NND": cid, "NGAYCAP_CCCD_NND": idd,
                 "NOICAP_CCCD_NND": ID_ISSUER, "NOI_CU_TRU_NND": addr, "MATINH_CU_TRU": prov,
                 "MAHUYEN_CU_TRU": "", "MAXA_CU_TRU": ward, "HO_TEN_CHA": fa_s[j], "MA_THE_TAM": "",
-                "TEN_CON": kid, "GIOI_TINH_CON": sex, "SO_CON": "1", "LAN_SINH": str(lan),
-                "SO_CON_SONG": str(lan), "CAN_NANG_CON": "2000" if pre == "1" else w_s[j],
-                "NGAY_SINH_CON": born, "NOI_SINH_CON": fac.name, "TINH_TRANG_CON": ts_s[j],
+                "TEN_CON": kid, "GIOI_TINH_CON": sex, "SO_CON": "1", "LAN_SINH": lan,
+                "SO_CON_SONG": lan, "CAN_NANG_CON": "2000" if pre == "1" else w_s[j],
+                "NGAY_SINH_CON": born, "NOI_SINH_CON": fname, "TINH_TRANG_CON": ts_s[j],
                 "SINHCON_PHAUTHUAT": cs, "SINHCON_DUOI32TUAN": pre, "GHI_CHU": note,
-                "NGUOI_DO_DE": st_s[2 * j], "NGUOI_GHI_PHIEU": st_s[2 * j + 1],
-                "MA_TTDV": fac.head_bhxh, "THU_TRUONG_DVI": fac.head,
+                "NGUOI_DO_DE": nd_s[j], "NGUOI_GHI_PHIEU": ng_s[j],
+                "MA_TTDV": head_bhxh, "THU_TRUONG_DVI": head,
             }
             if bad_ratio and rand() < bad_ratio:
-                rule = _BULK_BAD[(i + j) % len(_BULK_BAD)]
-                if rule == "CCCD_SEX":
-                    rec["SO_CCCD_NND"] = cid[:3] + str(int(cid[3]) ^ 1) + cid[4:]
-                elif rule == "WEIGHT_RANGE":
-                    rec["CAN_NANG_CON"] = "45000"
-                elif rule == "SEX_CODE":
-                    rec["GIOI_TINH_CON"] = "5"
-                elif rule == "ETHNICITY_CODE":
-                    rec["MA_DANTOC_NND"] = "77"
-                elif rule == "DATE_INVALID":
-                    rec["NGAYSINH_NND"] = dob[:4] + "0231"
-                else:
-                    rec["HOTEN_NND"] = ""
+                _bulk_spoil(rec, _BULK_BAD[(i + j) % len(_BULK_BAD)])
             yield rec
         i += k

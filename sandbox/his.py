@@ -110,6 +110,8 @@ class HisState:
                  now: datetime | str | None = None, bad_ratio: float = 0.1, **_ignored):
         if isinstance(now, str):
             now = parse_ts(now)
+        if isinstance(facilities, str):
+            facilities = [c for c in facilities.split(",") if c.strip()]
         self.hospitals: dict[str, Hospital] = {}
         offsets = {"GCS": 0, "GBT": 0}
         for code in facilities:

@@ -89,3 +89,31 @@ def wh(warehouse_dsn):
 
     with warehouse.connect(warehouse_dsn) as conn:
         yield conn
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """An initialised Airflow metadata database (SQLite under the session's temp dir) for dag.test()."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def sandbox_url():
+    from sandbox.server import run_in_thread
+
+    with run_in_thread(seed=7, births=120, deaths=40) as url:
+        yield url
+
+
+def airflow_conn(uri: str, **extra) -> str:
+    """An Airflow connection as the JSON form accepted in AIRFLOW_CONN_* variables."""
+    import json
+    from urllib.parse import urlsplit
+
+    u = urlsplit(uri)
+    if u.scheme.startswith("postgres"):
+        return json.dumps({"conn_type": "postgres", "host": u.hostname, "port": u.port, "login": u.username,
+                           "password": u.password, "schema": u.path.lstrip("/"), "extra": extra})
+    return json.dumps({"conn_type": "http", "host": uri, "extra": extra})

@@ -19,16 +19,25 @@ DEFAULT_OVERLAP = dt.timedelta(minutes=15)
 
 
 def hospitals_from(value: str | list) -> list[dict]:
-    """Pilot hospitals: [{"facility": "01020", "conn_id": "his_01020", "name": "..."}], from a Variable."""
+    """Pilot hospitals from the Variable `his_hospitals`:
+    [{"facility": "01020", "conn_id": "his_01020", "name": "...", "timeout": 30, "attempts": 5, "backoff": 1}]
+    (conn_id defaults to his_<facility>; timeout/attempts/backoff tune the HTTP client per hospital)."""
     items = json.loads(value) if isinstance(value, str) else value
     out = []
     for h in items:
         facility = str(h["facility"]).strip()
         if len(facility) != 5:
             raise ValueError(f"hospital entry {h!r}: facility code must have 5 characters")
-        out.append({"facility": facility, "conn_id": h.get("conn_id") or f"his_{facility}",
-                    "name": h.get("name", facility)})
+        entry = {"facility": facility, "conn_id": h.get("conn_id") or f"his_{facility}",
+                 "name": h.get("name", facility)}
+        entry.update({k: float(h[k]) for k in ("timeout", "backoff") if k in h})
+        entry.update({k: int(h[k]) for k in ("attempts",) if k in h})
+        out.append(entry)
     return out
+
+
+def _hook(hospital: dict) -> HisHook:
+    return HisHook(hospital["conn_id"], **{k: hospital[k] for k in ("timeout", "attempts", "backoff") if k in hospital})
 
 
 def _parse_ts(v: str | None) -> dt.datetime | None:
@@ -42,7 +51,7 @@ def extract(hospital: dict, kind: str, dsn: str, *, run_id: str | None = None,
             overlap: dt.timedelta = DEFAULT_OVERLAP, page_size: int = 500) -> dict:
     """Pull everything changed since the watermark (minus an overlap) and land it raw as one batch."""
     facility = hospital["facility"]
-    hook = HisHook(hospital["conn_id"])
+    hook = _hook(hospital)
     with warehouse.connect(dsn) as conn:
         mark = warehouse.get_watermark(conn, SOURCE, facility, kind)
         since = mark - overlap if mark else None
@@ -78,7 +87,7 @@ def acknowledge(hospital: dict, batch: dict, dsn: str) -> dict:
         results = [{"id": rid, "status": "REFUSED" if outcome == "refused" else "ACCEPTED", "outcome": outcome,
                     "certificate": key, "errors": reasons or []}
                    for _, rid, key, outcome, reasons in warehouse.outcomes(conn, batch["batch_id"])]
-        sent = HisHook(hospital["conn_id"]).acknowledge(kind, str(batch["batch_id"]), results) if results else 0
+        sent = _hook(hospital).acknowledge(kind, str(batch["batch_id"]), results) if results else 0
         meta = warehouse.batch_row(conn, batch["batch_id"])["meta"]
         warehouse.mark_batch(conn, batch["batch_id"], "acknowledged", {"acknowledged": sent})
         if meta.get("newest_change"):

@@ -1,0 +1,72 @@
+"""The HIS pull DAG end to end: dag.test() against the sandbox HIS over HTTP and a real PostgreSQL."""
+
+import json
+import os
+
+import httpx
+import pytest
+
+from tests.conftest import airflow_conn
+
+FACILITIES = ("01020", "79034", "96025")
+
+
+@pytest.fixture
+def his_env(warehouse_dsn, sandbox_url, monkeypatch, airflow_db):
+    httpx.post(f"{sandbox_url}/_control/reset", json={"seed": 7, "births": 120, "deaths": 40}).raise_for_status()
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", airflow_conn(warehouse_dsn))
+    for f in FACILITIES:
+        monkeypatch.setenv(f"AIRFLOW_CONN_HIS_{f}", json.dumps({
+            "conn_type": "http", "host": f"{sandbox_url}/his/{f}", "login": f, "password": f"sandbox-{f}"}))
+    monkeypatch.setenv("AIRFLOW_VAR_HIS_HOSPITALS", json.dumps(
+        [{"facility": f, "name": f"BV {f}", "attempts": 2, "backoff": 0.05, "timeout": 5} for f in FACILITIES]))
+    return sandbox_url
+
+
+def run_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dag = bag.dags["his_pull"]
+    for t in dag.tasks:
+        t.retries = 0
+    return dag.test()
+
+
+def control(url, path):
+    return httpx.get(f"{url}/_control/his/{path}").json()
+
+
+def test_his_pull_loads_every_hospital_and_acknowledges_every_record(his_env, wh):
+    run = run_dag()
+    assert run.state == "success"
+    for f in FACILITIES:
+        expected = control(his_env, f"{f}/expected")  # id -> rule code, for the deliberately bad records
+        acks = control(his_env, f"{f}/acks")
+        latest = acks["latest"] if isinstance(acks, dict) and "latest" in acks else acks
+        assert latest, f"no acknowledgement reached hospital {f}"
+        refused = {rid for rid, a in latest.items() if a["status"] == "REFUSED"}
+        assert refused == set(expected), f"hospital {f}: refused {len(refused)} vs expected {len(expected)}"
+        for rid, a in latest.items():
+            if a["status"] == "REFUSED":
+                assert a["errors"] and all(e["code"] and e["message"] and e["field"] for e in a["errors"])
+    stored = wh.execute("SELECT count(*) FROM wh.certificate").fetchone()[0]
+    refused = wh.execute("SELECT count(*) FROM wh.batch_record WHERE outcome = 'refused'").fetchone()[0]
+    assert stored > 0 and refused > 0
+    marks = wh.execute("SELECT count(*) FROM wh.source_watermark WHERE source = 'his'").fetchone()[0]
+    assert marks == len(FACILITIES) * 2
+
+    # the next run asks only for recent changes (overlap window): nothing new is stored
+    before = wh.execute("SELECT count(*), max(updated_at) FROM wh.certificate").fetchone()
+    assert run_dag().state == "success"
+    assert wh.execute("SELECT count(*), max(updated_at) FROM wh.certificate").fetchone() == before
+
+
+def test_one_hospital_outage_does_not_stop_the_others(his_env, wh):
+    httpx.post(f"{his_env}/_control/his/79034/faults", json={"status": 503, "count": 1000}).raise_for_status()
+    run = run_dag()
+    assert run.state == "failed"
+    loaded = {f for (f,) in wh.execute("SELECT DISTINCT facility_code FROM wh.certificate")}
+    assert loaded == {"01020", "96025"}
+    assert wh.execute("SELECT count(*) FROM wh.source_watermark WHERE source_ref = '79034'").fetchone()[0] == 0
+    httpx.post(f"{his_env}/_control/his/79034/faults", json={"status": 503, "count": 0})
