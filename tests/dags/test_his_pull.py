@@ -1,26 +1,10 @@
 """The HIS pull DAG end to end: dag.test() against the sandbox HIS over HTTP and a real PostgreSQL."""
 
-import json
 import os
 
 import httpx
-import pytest
 
-from tests.conftest import airflow_conn
-
-FACILITIES = ("01020", "79034", "96025")
-
-
-@pytest.fixture
-def his_env(warehouse_dsn, sandbox_url, monkeypatch, airflow_db):
-    httpx.post(f"{sandbox_url}/_control/reset", json={"seed": 7, "births": 120, "deaths": 40}).raise_for_status()
-    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", airflow_conn(warehouse_dsn))
-    for f in FACILITIES:
-        monkeypatch.setenv(f"AIRFLOW_CONN_HIS_{f}", json.dumps({
-            "conn_type": "http", "host": f"{sandbox_url}/his/{f}", "login": f, "password": f"sandbox-{f}"}))
-    monkeypatch.setenv("AIRFLOW_VAR_HIS_HOSPITALS", json.dumps(
-        [{"facility": f, "name": f"BV {f}", "attempts": 2, "backoff": 0.05, "timeout": 5} for f in FACILITIES]))
-    return sandbox_url
+from tests.dags.conftest import FACILITIES
 
 
 def run_dag():
@@ -47,7 +31,7 @@ def test_his_pull_loads_every_hospital_and_acknowledges_every_record(his_env, wh
         assert latest, f"no acknowledgement reached hospital {f}"
         refused = {rid for rid, a in latest.items() if a["status"] == "REFUSED"}
         assert refused == set(expected), f"hospital {f}: refused {len(refused)} vs expected {len(expected)}"
-        for rid, a in latest.items():
+        for a in latest.values():
             if a["status"] == "REFUSED":
                 assert a["errors"] and all(e["code"] and e["message"] and e["field"] for e in a["errors"])
     stored = wh.execute("SELECT count(*) FROM wh.certificate").fetchone()[0]

@@ -2,7 +2,8 @@
 
 import httpx
 
-from tests.dags.test_his_pull import FACILITIES, his_env, run_dag  # noqa: F401  (fixture)
+from tests.dags.conftest import FACILITIES
+from tests.dags.test_his_pull import run_dag
 
 PII_FIELDS = ("HOTEN_NND", "HO_TEN_NND", "TEN_CON", "HO_TEN_CON", "HO_TEN_CHA", "HO_TEN", "NGUOI_THANTHICH",
               "SO_CCCD_NND", "SO_GIAYTO", "NGAYSINH_NND", "NGAY_SINH", "MA_BHXH_NND", "MA_BHXH")

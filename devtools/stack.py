@@ -1,0 +1,249 @@
+"""Bring the whole system up on an embedded default, run the HIS DAG, keep it running until Ctrl-C.
+
+embedded PostgreSQL (Airflow metadata + warehouse) → warehouse migrations → sandbox source systems →
+Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor) → connections and variables →
+trigger `his_pull` and wait for it → print the UI address and login. `stop` ends everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE = Path(os.environ.get("CERTPIPE_STATE_DIR", ROOT / ".state"))
+PG_PORT = int(os.environ.get("CERTPIPE_PG_PORT", "54329"))
+API_PORT = int(os.environ.get("CERTPIPE_API_PORT", "8080"))
+SANDBOX_PORT = int(os.environ.get("CERTPIPE_SANDBOX_PORT", "8765"))
+HOSPITALS = [("01020", "Bệnh viện thí điểm Hà Nội"), ("79034", "Bệnh viện thí điểm TP. Hồ Chí Minh"),
+             ("96025", "Bệnh viện thí điểm Cà Mau")]
+PIDS = STATE / "pids.json"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+_T0 = time.monotonic()
+
+
+def say(msg: str) -> None:
+    print(f"[certpipe {time.monotonic() - _T0:5.0f}s] {msg}", flush=True)
+
+
+def _secret(name: str) -> str:
+    p = STATE / name
+    if not p.exists():
+        p.write_text(secrets.token_urlsafe(32))
+        p.chmod(0o600)
+    return p.read_text().strip()
+
+
+def airflow_env(pg_url_airflow: str) -> dict:
+    home = STATE / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{API_PORT}/execution/",
+        "AIRFLOW__CORE__FERNET_KEY": _fernet(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret("jwt_secret"),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{API_PORT}",
+        "AIRFLOW__API__PORT": str(API_PORT),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url_airflow.replace("postgresql://", "postgresql+psycopg://"),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "GX_ANALYTICS_ENABLED": "false",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
+    })
+    return env
+
+
+def _fernet() -> str:
+    p = STATE / "fernet_key"
+    if not p.exists():
+        from cryptography.fernet import Fernet
+
+        p.write_text(Fernet.generate_key().decode())
+        p.chmod(0o600)
+    return p.read_text().strip()
+
+
+def _start(name: str, cmd: list[str], env: dict) -> subprocess.Popen:
+    logs = STATE / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    pids = json.loads(PIDS.read_text()) if PIDS.exists() else {}
+    pids[name] = proc.pid
+    PIDS.write_text(json.dumps(pids))
+    return proc
+
+
+def _wait_http(url: str, timeout: float, what: str, procs: dict | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        for name, p in (procs or {}).items():
+            if p.poll() is not None:
+                raise SystemExit(f"{name} exited early; see {STATE / 'logs' / (name + '.log')}")
+        time.sleep(1)
+    raise SystemExit(f"{what} did not come up within {timeout:.0f} s")
+
+
+def seed_airflow(env: dict, warehouse_url: str, sandbox_url: str) -> None:
+    """Connections (warehouse, one per hospital) and the hospitals Variable, stored in the metadata DB."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(warehouse_url)
+    conns = {"warehouse_db": {"conn_type": "postgres", "host": u.hostname, "port": u.port, "login": u.username,
+                              "schema": u.path.lstrip("/"), "description": "Certificate warehouse (embedded)"}}
+    for code, name in HOSPITALS:
+        conns[f"his_{code}"] = {"conn_type": "http", "host": f"{sandbox_url}/his/{code}", "login": code,
+                                "password": f"sandbox-{code}", "description": f"HIS feed: {name} (sandbox)"}
+    variables = {"his_hospitals": json.dumps([{"facility": c, "name": n} for c, n in HOSPITALS],
+                                             ensure_ascii=False)}
+    (STATE / "connections.json").write_text(json.dumps(conns, ensure_ascii=False))
+    (STATE / "variables.json").write_text(json.dumps(variables, ensure_ascii=False))
+    (STATE / "connections.json").chmod(0o600)
+    for args in (["connections", "import", "--overwrite", str(STATE / "connections.json")],
+                 ["variables", "import", "-a", "overwrite", str(STATE / "variables.json")]):
+        subprocess.run([sys.executable, "-m", "airflow", *args], env=env, check=True, capture_output=True)
+
+
+def _password() -> str:
+    f = STATE / "airflow" / "simple_auth_manager_passwords.json.generated"
+    deadline = time.monotonic() + 60
+    while not f.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return json.loads(f.read_text())["admin"]
+
+
+def run_his_pull(api: str, password: str, timeout: float = 600) -> str:
+    token = httpx.post(f"{api}/auth/token", json={"username": "admin", "password": password},
+                       timeout=30).json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 180
+    while httpx.get(f"{api}/api/v2/dags/his_pull", headers=h, timeout=10).status_code != 200:
+        if time.monotonic() > deadline:
+            raise SystemExit("his_pull was not parsed within 180 s; see .state/logs/dag-processor.log")
+        time.sleep(2)
+    httpx.patch(f"{api}/api/v2/dags/his_pull", headers=h, json={"is_paused": False}, timeout=10).raise_for_status()
+    run = httpx.post(f"{api}/api/v2/dags/his_pull/dagRuns", headers=h, timeout=10,
+                     json={"logical_date": None, "note": "bring-up"}).json()
+    run_id = run["dag_run_id"]
+    say(f"triggered his_pull ({run_id}); waiting for it to finish")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api}/api/v2/dags/his_pull/dagRuns/{run_id}", headers=h, timeout=10).json()["state"]
+        if state in ("success", "failed"):
+            return state
+        time.sleep(3)
+    return "timeout"
+
+
+def print_summary(warehouse_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(warehouse_url) as c:
+        rows = c.execute("SELECT source_ref, kind, sum(received), sum(stored), sum(updated), sum(unchanged), "
+                         "sum(refused) FROM wh.ingest_batch WHERE source = 'his' GROUP BY 1, 2 ORDER BY 1, 2"
+                         ).fetchall()
+    say("hospital kind  received stored updated unchanged refused")
+    for r in rows:
+        say(f"{r[0]:8} {r[1]:4} {r[2]:9} {r[3]:6} {r[4]:7} {r[5]:9} {r[6]:7}")
+
+
+def up(wait: bool = True) -> int:
+    from certpipe import warehouse
+    from devtools.embedded_pg import EmbeddedPostgres
+
+    t0 = time.monotonic()
+    STATE.mkdir(parents=True, exist_ok=True)
+    if PIDS.exists():
+        stop(quiet=True)
+    pg = EmbeddedPostgres(STATE / "pg", PG_PORT).start()
+    say(f"PostgreSQL {pg.url} (embedded, data in {STATE / 'pg'})")
+    airflow_url, warehouse_url = pg.create_database("airflow"), pg.create_database("warehouse")
+    warehouse.migrate(warehouse_url)
+    say("warehouse migrated")
+    env = airflow_env(airflow_url)
+    procs = {"sandbox": _start("sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1",
+                                           "--port", str(SANDBOX_PORT)], env)}
+    sandbox_url = f"http://127.0.0.1:{SANDBOX_PORT}"
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    say("Airflow metadata database migrated")
+    seed_airflow(env, warehouse_url, sandbox_url)
+    for name in COMPONENTS:
+        cmd = [sys.executable, "-m", "airflow", name] + (["--port", str(API_PORT)] if name == "api-server" else [])
+        procs[name] = _start(name, cmd, env)
+    api = f"http://127.0.0.1:{API_PORT}"
+    _wait_http(f"{sandbox_url}/healthz", 60, "sandbox", procs)
+    _wait_http(f"{api}/api/v2/monitor/health", 180, "Airflow api-server", procs)
+    password = _password()
+    state = run_his_pull(api, password)
+    say(f"his_pull finished: {state}")
+    print_summary(warehouse_url)
+    say(f"up in {time.monotonic() - t0:.0f} s")
+    say(f"Airflow UI: {api}  (login: admin / {password})")
+    say(f"sandbox source systems: {sandbox_url}   warehouse: {warehouse_url}")
+    say(f"logs: {STATE / 'logs'}   stop: ./dev stop (or Ctrl-C here)")
+    if not wait:
+        return 0 if state == "success" else 1
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(2)
+        say("a component exited; stopping everything")
+    except KeyboardInterrupt:
+        pass
+    stop()
+    return 0
+
+
+def stop(quiet: bool = False) -> int:
+    from devtools.embedded_pg import EmbeddedPostgres
+
+    pids = json.loads(PIDS.read_text()) if PIDS.exists() else {}
+    for name, pid in pids.items():
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        if not quiet:
+            say(f"stopping {name}")
+    deadline = time.monotonic() + 20
+    for pid in pids.values():
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.3)
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    PIDS.unlink(missing_ok=True)
+    EmbeddedPostgres(STATE / "pg", PG_PORT).stop()
+    if not quiet:
+        say("stopped")
+    return 0

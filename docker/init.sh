@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# One-shot initialisation for the compose stack (service `airflow-init`, runs as root).
+# Idempotent: safe to run on every `docker compose up`.
+#   1. checks the required settings        4. certificate warehouse migrations (alembic)
+#   2. Airflow metadata DB migration        5. connections warehouse_db and minio_default
+#   3. simple-auth admin password           6. MinIO buckets
+# Secrets arrive as environment variables (from .env); nothing secret is printed.
+set -euo pipefail
+
+log() { printf '\n[init] %s\n' "$*"; }
+die() { printf '\n[init] ERROR: %s\n' "$*" >&2; exit 1; }
+
+AIRFLOW_HOME="${AIRFLOW_HOME:-/opt/airflow}"
+PLUGINS_DIR="${AIRFLOW_HOME}/plugins"
+PASSWORDS_FILE="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-${AIRFLOW_HOME}/config/simple_auth_manager_passwords.json}"
+
+# 1. Required settings ---------------------------------------------------------------------------
+missing=()
+for v in AIRFLOW__CORE__FERNET_KEY AIRFLOW__API_AUTH__JWT_SECRET AIRFLOW_ADMIN_USER AIRFLOW_ADMIN_PASSWORD \
+         WAREHOUSE_DB_HOST WAREHOUSE_DB_USER WAREHOUSE_DB_PASSWORD WAREHOUSE_DB_NAME \
+         MINIO_ENDPOINT_URL MINIO_ROOT_USER MINIO_ROOT_PASSWORD; do
+  [[ -n "${!v:-}" ]] || missing+=("$v")
+done
+((${#missing[@]} == 0)) || die "missing settings: ${missing[*]} (copy .env.example to .env and fill it in)"
+
+if [[ -z "${AIRFLOW_UID:-}" ]]; then
+  echo "[init] WARNING: AIRFLOW_UID not set; files in the volumes will be owned by 50000."
+  echo "[init]          On Linux put AIRFLOW_UID=\$(id -u) in .env."
+fi
+AIRFLOW_UID="${AIRFLOW_UID:-50000}"
+
+mkdir -p "${AIRFLOW_HOME}/logs" "${AIRFLOW_HOME}/config" "$(dirname "${PASSWORDS_FILE}")"
+
+log "Airflow version: $(airflow version)"
+# Creates the default config file in the shared config volume if missing (as the official init does).
+airflow config list >/dev/null
+
+# 2. Metadata DB --------------------------------------------------------------------------------
+log "Migrating the Airflow metadata database"
+airflow db migrate
+
+# 3. Admin password (SimpleAuthManager reads it from the passwords file; other users keep theirs) --
+log "Setting the password of admin user '${AIRFLOW_ADMIN_USER}'"
+PASSWORDS_FILE="${PASSWORDS_FILE}" python - <<'PY'
+import json, os
+path = os.environ["PASSWORDS_FILE"]
+try:
+    with open(path) as f:
+        passwords = json.loads(f.read().strip() or "{}")
+except FileNotFoundError:
+    passwords = {}
+passwords[os.environ["AIRFLOW_ADMIN_USER"]] = os.environ["AIRFLOW_ADMIN_PASSWORD"]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+with os.fdopen(fd, "w") as f:
+    f.write(json.dumps(passwords) + "\n")
+PY
+
+# 4. Warehouse migrations -----------------------------------------------------------------------
+log "Migrating the certificate warehouse (${WAREHOUSE_DB_HOST}/${WAREHOUSE_DB_NAME})"
+python - <<PY
+import os, sys
+from urllib.parse import quote
+sys.path.insert(0, "${PLUGINS_DIR}")
+from certpipe import warehouse
+e = os.environ
+dsn = "postgresql://{}:{}@{}:5432/{}".format(
+    quote(e["WAREHOUSE_DB_USER"], safe=""), quote(e["WAREHOUSE_DB_PASSWORD"], safe=""),
+    e["WAREHOUSE_DB_HOST"], e["WAREHOUSE_DB_NAME"])
+warehouse.migrate(dsn)
+print("warehouse at head")
+PY
+
+# 5. Connections (recreated so that changed credentials in .env take effect) ------------------------
+log "Creating connections warehouse_db and minio_default"
+airflow connections delete warehouse_db >/dev/null 2>&1 || true
+airflow connections add warehouse_db \
+  --conn-type postgres \
+  --conn-description "Certificate warehouse (compose service warehouse-db)" \
+  --conn-host "${WAREHOUSE_DB_HOST}" --conn-port 5432 \
+  --conn-schema "${WAREHOUSE_DB_NAME}" \
+  --conn-login "${WAREHOUSE_DB_USER}" --conn-password "${WAREHOUSE_DB_PASSWORD}"
+
+minio_extra=$(python -c 'import json, os; print(json.dumps({"endpoint_url": os.environ["MINIO_ENDPOINT_URL"], "region_name": "us-east-1"}))')
+airflow connections delete minio_default >/dev/null 2>&1 || true
+airflow connections add minio_default \
+  --conn-type aws \
+  --conn-description "MinIO (S3-compatible) watched buckets" \
+  --conn-login "${MINIO_ROOT_USER}" --conn-password "${MINIO_ROOT_PASSWORD}" \
+  --conn-extra "${minio_extra}"
+
+# 6. Buckets (through the connection just created, which also proves it works) --------------------
+log "Creating MinIO buckets: ${MINIO_BUCKETS:-<none>}"
+python - <<'PY'
+import os
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+hook = S3Hook(aws_conn_id="minio_default")
+for bucket in os.environ.get("MINIO_BUCKETS", "").split():
+    if hook.check_for_bucket(bucket):
+        print(f"bucket {bucket}: exists")
+    else:
+        hook.create_bucket(bucket_name=bucket)
+        print(f"bucket {bucket}: created")
+PY
+
+# Ownership of the shared volumes (the other services run as AIRFLOW_UID:0) ------------------------
+chown -R "${AIRFLOW_UID}:0" "${AIRFLOW_HOME}/logs" "${AIRFLOW_HOME}/config"
+chmod 600 "${PASSWORDS_FILE}"
+
+log "Done. Log in at http://localhost:8080 as '${AIRFLOW_ADMIN_USER}'."
