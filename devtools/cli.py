@@ -18,12 +18,15 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start everything on the embedded default and run the HIS DAG")
     up.add_argument("--detach", action="store_true", help="leave it running and return (stop with ./dev stop)")
     sub.add_parser("stop", help="stop everything `up` started")
-    t = sub.add_parser("test", help="run the whole test suite (CERTPIPE_TEST_PG_URL to use an existing server)")
-    t.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    b = sub.add_parser("bench", help="benchmarks (prints figures)")
-    b.add_argument("bench_args", nargs=argparse.REMAINDER)
+    sub.add_parser("test", help="run the whole test suite (CERTPIPE_TEST_PG_URL to use an existing server); "
+                   "further arguments go to pytest")
+    sub.add_parser("bench", help="benchmarks (prints figures); further arguments go to the bench")
     sub.add_parser("lint", help="ruff")
-    a = p.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("test", "bench"):  # everything after the command goes to pytest / the bench
+        a = argparse.Namespace(cmd=argv[0], pytest_args=argv[1:], bench_args=argv[1:])
+    else:
+        a = p.parse_args(argv)
     if a.cmd == "up":
         from devtools import stack
 
