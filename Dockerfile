@@ -36,7 +36,9 @@ COPY --chown=airflow:0 docker/init.sh /opt/airflow/docker/init.sh
 
 ENV CERTPIPE_SCHEMAS_DIR=/opt/airflow/include/schemas
 
-# Fail the build early if the project packages cannot be imported with the installed dependencies.
+# Fail the build early if the project packages, or the base image's providers this stack relies on
+# (celery: CeleryExecutor; amazon: `aws` connection type for MinIO), do not import after the lock install.
 WORKDIR /opt/airflow
 RUN PYTHONPATH=/opt/airflow/plugins:/opt/airflow python -c "import certpipe.warehouse, sandbox.app" \
+    && python -c "import airflow.providers.celery.executors.celery_executor, airflow.providers.amazon.aws.hooks.s3" \
     && airflow version

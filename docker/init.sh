@@ -80,6 +80,9 @@ airflow connections add warehouse_db \
   --conn-schema "${WAREHOUSE_DB_NAME}" \
   --conn-login "${WAREHOUSE_DB_USER}" --conn-password "${WAREHOUSE_DB_PASSWORD}"
 
+# Without the amazon provider the CLI would silently store the type as `generic`.
+python -c "import airflow.providers.amazon" 2>/dev/null \
+  || die "apache-airflow-providers-amazon is not installed in the image (needed for the aws connection type)"
 minio_extra=$(python -c 'import json, os; print(json.dumps({"endpoint_url": os.environ["MINIO_ENDPOINT_URL"], "region_name": "us-east-1"}))')
 airflow connections delete minio_default >/dev/null 2>&1 || true
 airflow connections add minio_default \
