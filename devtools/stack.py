@@ -145,27 +145,36 @@ def run_his_pull(api: str, password: str, timeout: float = 600) -> str:
         if time.monotonic() > deadline:
             raise SystemExit("his_pull was not parsed within 180 s; see .state/logs/dag-processor.log")
         time.sleep(2)
+    runs_url = f"{api}/api/v2/dags/his_pull/dagRuns"
+    known = {r["dag_run_id"] for r in httpx.get(runs_url, headers=h, timeout=10).json()["dag_runs"]}
     httpx.patch(f"{api}/api/v2/dags/his_pull", headers=h, json={"is_paused": False}, timeout=10).raise_for_status()
-    run = httpx.post(f"{api}/api/v2/dags/his_pull/dagRuns", headers=h, timeout=10,
-                     json={"logical_date": None, "note": "bring-up"}).json()
-    run_id = run["dag_run_id"]
-    say(f"triggered his_pull ({run_id}); waiting for it to finish")
+    # Unpausing makes the scheduler run the latest 15-minute slot; trigger a run only if it does not.
     deadline = time.monotonic() + timeout
+    run_id, triggered = None, False
     while time.monotonic() < deadline:
-        state = httpx.get(f"{api}/api/v2/dags/his_pull/dagRuns/{run_id}", headers=h, timeout=10).json()["state"]
-        if state in ("success", "failed"):
-            return state
-        time.sleep(3)
+        new = [r for r in httpx.get(runs_url, headers=h, timeout=10).json()["dag_runs"]
+               if r["dag_run_id"] not in known]
+        if new:
+            run = min(new, key=lambda r: r["queued_at"] or "")
+            if run_id != run["dag_run_id"]:
+                run_id = run["dag_run_id"]
+                say(f"his_pull run {run_id} started; waiting for it to finish")
+            if run["state"] in ("success", "failed"):
+                return run["state"]
+        elif not triggered and time.monotonic() > deadline - timeout + 20:
+            httpx.post(runs_url, headers=h, timeout=10, json={"logical_date": None}).raise_for_status()
+            triggered = True
+        time.sleep(2)
     return "timeout"
 
 
-def print_summary(warehouse_url: str) -> None:
+def print_summary(warehouse_url: str, since: float) -> None:
     import psycopg
 
     with psycopg.connect(warehouse_url) as c:
         rows = c.execute("SELECT source_ref, kind, sum(received), sum(stored), sum(updated), sum(unchanged), "
-                         "sum(refused) FROM wh.ingest_batch WHERE source = 'his' GROUP BY 1, 2 ORDER BY 1, 2"
-                         ).fetchall()
+                         "sum(refused) FROM wh.ingest_batch WHERE source = 'his' AND created_at >= to_timestamp(%s) "
+                         "GROUP BY 1, 2 ORDER BY 1, 2", (since,)).fetchall()
     say("hospital kind  received stored updated unchanged refused")
     for r in rows:
         say(f"{r[0]:8} {r[1]:4} {r[2]:9} {r[3]:6} {r[4]:7} {r[5]:9} {r[6]:7}")
@@ -175,7 +184,7 @@ def up(wait: bool = True) -> int:
     from certpipe import warehouse
     from devtools.embedded_pg import EmbeddedPostgres
 
-    t0 = time.monotonic()
+    t0, started = time.monotonic(), time.time()
     STATE.mkdir(parents=True, exist_ok=True)
     if PIDS.exists():
         stop(quiet=True)
@@ -192,7 +201,9 @@ def up(wait: bool = True) -> int:
     say("Airflow metadata database migrated")
     seed_airflow(env, warehouse_url, sandbox_url)
     for name in COMPONENTS:
-        cmd = [sys.executable, "-m", "airflow", name] + (["--port", str(API_PORT)] if name == "api-server" else [])
+        # the scheduler forks the task processes: preload the task libraries there once
+        module = "devtools.airflow_preload" if name == "scheduler" else "airflow"
+        cmd = [sys.executable, "-m", module, name] + (["--port", str(API_PORT)] if name == "api-server" else [])
         procs[name] = _start(name, cmd, env)
     api = f"http://127.0.0.1:{API_PORT}"
     _wait_http(f"{sandbox_url}/healthz", 60, "sandbox", procs)
@@ -200,7 +211,7 @@ def up(wait: bool = True) -> int:
     password = _password()
     state = run_his_pull(api, password)
     say(f"his_pull finished: {state}")
-    print_summary(warehouse_url)
+    print_summary(warehouse_url, started)
     say(f"up in {time.monotonic() - t0:.0f} s")
     say(f"Airflow UI: {api}  (login: admin / {password})")
     say(f"sandbox source systems: {sandbox_url}   warehouse: {warehouse_url}")

@@ -26,6 +26,7 @@ class SuiteRunner:
 
     def __init__(self, spec: KindSpec):
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO lines flood task logs
         import great_expectations as gx  # heavy: imported only when validation runs
 
         self.spec = spec
