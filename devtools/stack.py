@@ -161,7 +161,7 @@ def run_his_pull(api: str, password: str, timeout: float = 600) -> str:
                 say(f"his_pull run {run_id} started; waiting for it to finish")
             if run["state"] in ("success", "failed"):
                 return run["state"]
-        elif not triggered and time.monotonic() > deadline - timeout + 20:
+        elif not triggered and time.monotonic() > deadline - timeout + 5:
             httpx.post(runs_url, headers=h, timeout=10, json={"logical_date": None}).raise_for_status()
             triggered = True
         time.sleep(2)

@@ -7,7 +7,8 @@ Warehouse rules (shared/DESIGN.md):
 (earlier version kept in wh.certificate_version);  4. valid, known, used, changed → refused ALREADY_USED;
 5. valid, identical to what is stored → unchanged (also when the certificate is used: nothing is asked).
 Within one batch the last record of a certificate wins; an earlier identical copy counts as unchanged,
-an earlier different one is refused DUPLICATE_IN_BATCH.
+an earlier different one is refused DUPLICATE_IN_BATCH. A record byte-for-byte identical to what the same
+source sent before for a stored certificate is unchanged at once (rule 5) without being normalised again.
 
 The upsert is set-based: rows are COPYed into a staging table, then one statement applies the rules and
 writes certificates, history, provenance and per-record outcomes.
@@ -81,11 +82,29 @@ def _iso_ts(v: str | None) -> str | None:
     return f"{v[:4]}-{v[4:6]}-{v[6:8]} {v[8:10] or '00'}:{v[10:12] or '00'}:{v[12:14] or '00'}"
 
 
+def raw_hash(raw) -> bytes:
+    doc = json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(doc.encode(), digest_size=16).digest()
+
+
 STAGE_DDL = """
 CREATE TEMP TABLE _stage (
     row_no int PRIMARY KEY, source_record_id text, cert_key text NOT NULL, facility_code text,
-    issued_on date, person_id text, event_at timestamp, record jsonb NOT NULL, content_hash bytea NOT NULL
+    issued_on date, person_id text, event_at timestamp, record jsonb NOT NULL, content_hash bytea NOT NULL,
+    raw_hash bytea
 ) ON COMMIT DROP
+"""
+
+RESENT_SQL = """
+SELECT DISTINCT ON (raw_hash) raw_hash, s.cert_id, c.cert_key
+FROM wh.certificate_source s JOIN wh.certificate c USING (cert_id)
+WHERE s.source = %s AND s.source_ref = %s AND s.raw_hash = ANY(%s) AND c.kind = %s
+"""
+
+TOUCH_SQL = """
+UPDATE wh.certificate_source s SET last_batch_id = %(batch)s, last_seen_at = now()
+FROM unnest(%(ids)s::bigint[]) AS t(cert_id)
+WHERE s.cert_id = t.cert_id AND s.source = %(source)s AND s.source_ref = %(source_ref)s
 """
 
 APPLY_SQL = """
@@ -119,7 +138,8 @@ ins AS (
     RETURNING cert_id, cert_key
 ),
 res AS (
-    SELECT s.row_no, s.source_record_id, s.cert_key, s.content_hash, COALESCE(cur.cert_id, ins.cert_id) AS cert_id,
+    SELECT s.row_no, s.source_record_id, s.cert_key, s.content_hash, s.raw_hash,
+           COALESCE(cur.cert_id, ins.cert_id) AS cert_id,
            CASE WHEN cur.cert_id IS NULL THEN 'stored'
                 WHEN cur.same THEN 'unchanged'
                 WHEN cur.status = 'used' THEN 'refused'
@@ -127,13 +147,13 @@ res AS (
     FROM _stage s JOIN cur ON cur.row_no = s.row_no LEFT JOIN ins ON ins.cert_key = s.cert_key
 ),
 prov AS (
-    INSERT INTO wh.certificate_source (cert_id, source, source_ref, source_record_id, content_hash,
+    INSERT INTO wh.certificate_source (cert_id, source, source_ref, source_record_id, content_hash, raw_hash,
                                        first_batch_id, last_batch_id)
-    SELECT cert_id, %(source)s, %(source_ref)s, source_record_id, content_hash, %(batch)s, %(batch)s
+    SELECT cert_id, %(source)s, %(source_ref)s, source_record_id, content_hash, raw_hash, %(batch)s, %(batch)s
     FROM res WHERE outcome <> 'refused'
     ON CONFLICT (cert_id, source, source_ref) DO UPDATE
     SET source_record_id = EXCLUDED.source_record_id, content_hash = EXCLUDED.content_hash,
-        last_batch_id = EXCLUDED.last_batch_id, last_seen_at = now()
+        raw_hash = EXCLUDED.raw_hash, last_batch_id = EXCLUDED.last_batch_id, last_seen_at = now()
 ),
 out AS (
     INSERT INTO wh.batch_record (batch_id, row_no, source_record_id, cert_key, cert_id, outcome, reasons)
@@ -151,15 +171,25 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
     """Normalise, validate and upsert one batch in one transaction. Returns counts (no personal data)."""
     spec = kind_spec(kind)
     k = KEYS[kind]
-    rows, prior = normalise(records, spec)
-    reasons = validate(rows, spec, prior)
-    ids = list(record_ids) if record_ids is not None else [None] * len(rows)
+    n = len(records)
+    ids = list(record_ids) if record_ids is not None else [None] * n
+    raws = [raw_hash(r) for r in records]
+    resent = {h: (cert_id, key) for h, cert_id, key in conn.execute(
+        RESENT_SQL, (source, source_ref, list(set(raws)), kind))}
+    todo = [i for i in range(n) if raws[i] not in resent]
+
+    rows: list[dict | None] = [None] * n
+    reasons: list[list[dict]] = [[] for _ in range(n)]
+    sub_rows, prior = normalise([records[i] for i in todo], spec)
+    for i, row, why in zip(todo, sub_rows, validate(sub_rows, spec, prior), strict=True):
+        rows[i], reasons[i] = row, why
 
     # Valid rows: canonical JSON, hash, key. In-batch duplicates: the last record of a key wins.
     staged: dict[str, tuple] = {}
     earlier: list[tuple[int, str, bytes]] = []
-    for i, (row, why) in enumerate(zip(rows, reasons, strict=True)):
-        if why:
+    for i in todo:
+        row = rows[i]
+        if reasons[i]:
             continue
         key = cert_key(kind, row)
         doc = json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -168,12 +198,12 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
         if prev is not None:
             earlier.append((prev[0], key, prev[8]))
         staged[key] = (i + 1, ids[i], key, row.get(k["facility"]), _iso_date(row.get(k["issued"])),
-                       row.get(k["person"]), _iso_ts(row.get(k["event"])), doc, h)
+                       row.get(k["person"]), _iso_ts(row.get(k["event"])), doc, h, raws[i])
     for row_no, key, h in earlier:
         if h != staged[key][8]:
             reasons[row_no - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
 
-    result = BatchResult(batch_id=batch_id, kind=kind, received=len(rows))
+    result = BatchResult(batch_id=batch_id, kind=kind, received=n)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_IDS[kind],))
         conn.execute(STAGE_DDL)
@@ -191,9 +221,18 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
         counts = Counter(outcome for *_, outcome in applied)
         rules = Counter("ALREADY_USED" for *_, o in applied if o == "refused")
 
-        # Records not staged: refused by validation, or earlier copies of a batch duplicate.
+        # Records not staged: re-sent unchanged, refused by validation, earlier copies of a batch duplicate.
+        resent_ids = sorted({resent[raws[i]][0] for i in range(n) if raws[i] in resent})
+        if resent_ids:
+            conn.execute(TOUCH_SQL, {"batch": batch_id, "ids": resent_ids, "source": source,
+                                     "source_ref": source_ref})
         with conn.cursor().copy("COPY wh.batch_record (batch_id, row_no, source_record_id, cert_key, cert_id, "
                                 "outcome, reasons) FROM STDIN") as copy:
+            for i in range(n):
+                if raws[i] in resent:
+                    cert_id, key = resent[raws[i]]
+                    copy.write_row((batch_id, i + 1, ids[i], key, cert_id, "unchanged", None))
+                    counts["unchanged"] += 1
             for row_no, key, _ in earlier:
                 if not reasons[row_no - 1]:
                     copy.write_row((batch_id, row_no, ids[row_no - 1], key, winners.get(key), "unchanged", None))

@@ -13,8 +13,9 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from functools import cache, lru_cache
 
-from certpipe.schema import KindSpec, reason
+from certpipe.schema import FieldSpec, KindSpec, reason
 
 _WS = re.compile(r"\s+")
 _DMY = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})(?:[ T](\d{1,2})[:hH](\d{2})(?::(\d{2}))?)?$")
@@ -32,12 +33,15 @@ class Invalid(ValueError):
 
 
 def _blank(v) -> bool:
-    return v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and v != v)
+    return isinstance(v, float) and v != v  # NaN, as spreadsheets and pandas give empty cells
 
 
 def norm_text(v) -> str:
     s = v if isinstance(v, str) else str(v)
-    if not s.isascii():
+    if s.isascii():
+        if s and s[0] != " " and s[-1] != " " and "  " not in s and "\t" not in s and "\n" not in s:
+            return s  # fast path: already canonical
+    elif not unicodedata.is_normalized("NFC", s):
         s = unicodedata.normalize("NFC", s)
     s = s.strip()
     if "  " in s or "\n" in s or "\t" in s or "\u00a0" in s:
@@ -145,41 +149,63 @@ def norm_datetime(v) -> str:
     return moment.strftime("%Y%m%d%H%M%S" if moment.second else "%Y%m%d%H%M")
 
 
+def _nationality(v) -> str:
+    from certpipe import reference
+
+    code = norm_code(v)
+    return reference.normalise_nationality(code) or code
+
+
+def _handler(f: FieldSpec):
+    """The normalising function of one field; values of codes and dates repeat a lot, so those are cached."""
+    t = f.type
+    if t == "text":
+        fn = norm_text
+    elif t in ("code", "digits"):
+        pad = f.pad
+
+        def fn(v, pad=pad, digits=t == "digits", width=f.max):
+            return norm_code(v, pad or (width if digits and _number_text(v) else None))
+    else:
+        fn = {"id": norm_id, "int": norm_int, "date": norm_date, "datetime": norm_datetime,
+              "nationality": _nationality}[t]
+    if t in ("text", "id"):
+        return fn
+    cached = lru_cache(maxsize=65536)(fn)
+
+    def safe(v):
+        try:
+            return cached(v)
+        except TypeError:  # unhashable value
+            return fn(v)
+    return safe
+
+
+@cache
+def _plan(spec: KindSpec) -> dict[str, tuple[str, object, int | None]]:
+    return {src: (name, _handler(spec.by_name[name]), spec.by_name[name].max) for src, name in spec.lookup.items()}
+
+
 def normalise_record(raw: Mapping, spec: KindSpec) -> tuple[dict, list[dict]]:
     """Map one raw record (official names or aliases, any case) to a canonical record plus reasons."""
-    from certpipe import reference  # local: keeps module import light
-
     out: dict = {}
     reasons: list[dict] = []
-    lookup, by_name = spec.lookup, spec.by_name
+    plan = _plan(spec)
     for key, value in raw.items():
-        name = lookup.get(key.upper()) if isinstance(key, str) else None
-        if name is None or _blank(value):
+        step = plan.get(key) or (plan.get(key.upper()) if isinstance(key, str) else None)
+        if step is None or value is None or value == "" or (type(value) is not str and _blank(value)):
             continue
-        f = by_name[name]
+        if type(value) is str and (value[0].isspace() or value[-1].isspace()) and not value.strip():
+            continue
+        name, fn, width = step
         try:
-            t = f.type
-            if t == "text":
-                value = norm_text(value)
-            elif t == "code" or t == "digits":
-                value = norm_code(value, f.pad or (f.max if t == "digits" and _number_text(value) else None))
-            elif t == "id":
-                value = norm_id(value)
-            elif t == "int":
-                value = norm_int(value)
-            elif t == "date":
-                value = norm_date(value)
-            elif t == "datetime":
-                value = norm_datetime(value)
-            elif t == "nationality":
-                code = norm_code(value)
-                value = reference.normalise_nationality(code) or code
-            if f.max and isinstance(value, str) and len(value) > f.max:
+            value = fn(value)
+            if width and type(value) is str and len(value) > width:
                 raise Invalid("TOO_LONG")
         except Invalid as e:
             reasons.append(reason(name, e.code))
             continue
-        if value != "":
+        if value != "" and value is not None:
             out[name] = value
     return out, reasons
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from certpipe import reference as ref
@@ -25,8 +26,11 @@ def now_local() -> dt.datetime:
 
 
 def _d(v: str | None) -> dt.datetime | None:
-    if not v:
-        return None
+    return _moment(v) if v else None
+
+
+@lru_cache(maxsize=65536)
+def _moment(v: str) -> dt.datetime:
     return dt.datetime(int(v[:4]), int(v[4:6]), int(v[6:8]),
                        int(v[8:10] or 0), int(v[10:12] or 0), int(v[12:14] or 0))
 
