@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+import msgspec
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -68,8 +69,8 @@ def cert_key(kind: str, rec: Mapping) -> str | None:
     return None
 
 
-def content_hash(record_json: str) -> bytes:
-    return hashlib.blake2b(record_json.encode(), digest_size=16).digest()
+def content_hash(record_json: bytes) -> bytes:
+    return hashlib.blake2b(record_json, digest_size=16).digest()
 
 
 def _iso_date(v: str | None) -> str | None:
@@ -82,9 +83,15 @@ def _iso_ts(v: str | None) -> str | None:
     return f"{v[:4]}-{v[4:6]}-{v[6:8]} {v[8:10] or '00'}:{v[10:12] or '00'}:{v[12:14] or '00'}"
 
 
+_ENCODE = msgspec.json.Encoder(order="sorted", enc_hook=str).encode  # compact, sorted keys, UTF-8
+
+
+def canonical_json(doc) -> bytes:
+    return _ENCODE(doc)
+
+
 def raw_hash(raw) -> bytes:
-    doc = json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.blake2b(doc.encode(), digest_size=16).digest()
+    return hashlib.blake2b(canonical_json(raw), digest_size=16).digest()
 
 
 STAGE_DDL = """
@@ -192,13 +199,13 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
         if reasons[i]:
             continue
         key = cert_key(kind, row)
-        doc = json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        doc = canonical_json(row)
         h = content_hash(doc)
         prev = staged.get(key)
         if prev is not None:
             earlier.append((prev[0], key, prev[8]))
         staged[key] = (i + 1, ids[i], key, row.get(k["facility"]), _iso_date(row.get(k["issued"])),
-                       row.get(k["person"]), _iso_ts(row.get(k["event"])), doc, h, raws[i])
+                       row.get(k["person"]), _iso_ts(row.get(k["event"])), doc.decode(), h, raws[i])
     for row_no, key, h in earlier:
         if h != staged[key][8]:
             reasons[row_no - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]

@@ -24,6 +24,10 @@ _EXCEL_EPOCH = dt.datetime(1899, 12, 30)
 _MIN_YEAR, _MAX_YEAR = 1880, 2200
 
 
+class Blank(Exception):
+    """A value that holds only spaces: treated as missing."""
+
+
 class Invalid(ValueError):
     """A value that cannot be normalised; carries the rule code only."""
 
@@ -87,6 +91,8 @@ def norm_int(v) -> int:
             return int(v)
         raise Invalid("INT_FORMAT")
     s = norm_text(v)
+    if not s:
+        raise Blank
     if s.lstrip("-").isdigit():
         return int(s)
     if re.fullmatch(r"-?\d+\.0+", s):
@@ -116,6 +122,8 @@ def parse_moment(v, code: str) -> tuple[dt.datetime, bool]:
             return (_EXCEL_EPOCH + dt.timedelta(days=v)).replace(microsecond=0), True
         raise Invalid(code)
     s = num if num is not None else norm_text(v)
+    if not s:
+        raise Blank
     if s.isdigit():
         n = len(s)
         if n == 8:
@@ -186,38 +194,39 @@ def _plan(spec: KindSpec) -> dict[str, tuple[str, object, int | None]]:
     return {src: (name, _handler(spec.by_name[name]), spec.by_name[name].max) for src, name in spec.lookup.items()}
 
 
-def normalise_record(raw: Mapping, spec: KindSpec) -> tuple[dict, list[dict]]:
+def normalise_record(raw: Mapping, spec: KindSpec, plan: dict | None = None) -> tuple[dict, list[dict]]:
     """Map one raw record (official names or aliases, any case) to a canonical record plus reasons."""
     out: dict = {}
     reasons: list[dict] = []
-    plan = _plan(spec)
+    plan = plan or _plan(spec)
     for key, value in raw.items():
         step = plan.get(key) or (plan.get(key.upper()) if isinstance(key, str) else None)
-        if step is None or value is None or value == "" or (type(value) is not str and _blank(value)):
-            continue
-        if type(value) is str and (value[0].isspace() or value[-1].isspace()) and not value.strip():
+        if step is None or value is None or value == "" or (type(value) is float and _blank(value)):
             continue
         name, fn, width = step
         try:
             value = fn(value)
             if width and type(value) is str and len(value) > width:
                 raise Invalid("TOO_LONG")
+        except Blank:
+            continue
         except Invalid as e:
             reasons.append(reason(name, e.code))
             continue
-        if value != "" and value is not None:
+        if value != "":
             out[name] = value
     return out, reasons
 
 
 def normalise(records: Iterable, spec: KindSpec) -> tuple[list[dict], list[list[dict]]]:
     rows, reasons = [], []
+    plan = _plan(spec)
     for raw in records:
         if not isinstance(raw, Mapping):
             rows.append({})
             reasons.append([reason(None, "NOT_A_RECORD")])
             continue
-        rec, why = normalise_record(raw, spec)
+        rec, why = normalise_record(raw, spec, plan)
         rows.append(rec)
         reasons.append(why)
     return rows, reasons

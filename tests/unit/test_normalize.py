@@ -66,3 +66,9 @@ def test_record_aliases_case_and_blanks():
 def test_too_long_values_are_refused_by_field():
     rows, reasons = normalise([{"MA_DANTOC_NND": "0001"}], kind_spec("GCS"))
     assert reasons[0][0]["field"] == "MA_DANTOC_NND" and reasons[0][0]["code"] == "TOO_LONG"
+
+
+def test_spaces_only_values_are_missing_not_invalid():
+    raw = {"NGAY_CT": "   ", "CAN_NANG_CON": " ", "HOTEN_NND": "\u00a0 ", "MAXA_CU_TRU": float("nan")}
+    rows, reasons = normalise([raw], kind_spec("GCS"))
+    assert rows == [{}] and reasons == [[]]
