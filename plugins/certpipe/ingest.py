@@ -9,6 +9,9 @@ Warehouse rules (shared/DESIGN.md):
 Within one batch the last record of a certificate wins; an earlier identical copy counts as unchanged,
 an earlier different one is refused DUPLICATE_IN_BATCH. A record byte-for-byte identical to what the same
 source sent before for a stored certificate is unchanged at once (rule 5) without being normalised again.
+When a record differs from the current version and that version came from another source (e.g. HIS vs BHXH),
+the rules above still decide (latest valid wins unless used) and wh.source_disagreement records which fields
+differ, both content hashes and pointers to both versions.
 
 The upsert is set-based: rows are COPYed into a staging table, then one statement applies the rules and
 writes certificates, history, provenance and per-record outcomes.
@@ -103,7 +106,7 @@ CREATE TEMP TABLE _stage (
 """
 
 RESENT_SQL = """
-SELECT DISTINCT ON (raw_hash) raw_hash, s.cert_id, c.cert_key
+SELECT DISTINCT ON (raw_hash) raw_hash, s.cert_id, c.cert_key, c.content_hash
 FROM wh.certificate_source s JOIN wh.certificate c USING (cert_id)
 WHERE s.source = %s AND s.source_ref = %s AND s.raw_hash = ANY(%s) AND c.kind = %s
 """
@@ -125,6 +128,17 @@ hist AS (
     SELECT c.cert_id, c.version, c.record, c.content_hash, c.last_batch_id, c.last_source, c.updated_at, %(batch)s
     FROM cur JOIN wh.certificate c ON c.cert_id = cur.cert_id
     WHERE cur.status = 'received' AND NOT cur.same
+),
+dis AS (  -- another source's version differs: record which fields (never the values), both hashes, pointers
+    INSERT INTO wh.source_disagreement (cert_id, fields, source_a, version_a, hash_a, source_b, source_ref_b,
+                                        hash_b, batch_id, row_no, outcome)
+    SELECT c.cert_id,
+           ARRAY(SELECT k FROM (SELECT jsonb_object_keys(c.record) UNION SELECT jsonb_object_keys(s.record)) f(k)
+                 WHERE c.record -> k IS DISTINCT FROM s.record -> k ORDER BY k),
+           c.last_source, c.version, c.content_hash, %(source)s, %(source_ref)s, s.content_hash, %(batch)s,
+           s.row_no, CASE WHEN cur.status = 'used' THEN 'refused' ELSE 'updated' END
+    FROM cur JOIN wh.certificate c ON c.cert_id = cur.cert_id JOIN _stage s ON s.row_no = cur.row_no
+    WHERE NOT cur.same AND c.last_source <> %(source)s
 ),
 upd AS (
     UPDATE wh.certificate c
@@ -181,7 +195,7 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
     n = len(records)
     ids = list(record_ids) if record_ids is not None else [None] * n
     raws = [raw_hash(r) for r in records]
-    resent = {h: (cert_id, key) for h, cert_id, key in conn.execute(
+    resent = {h: (cert_id, key, chash) for h, cert_id, key, chash in conn.execute(
         RESENT_SQL, (source, source_ref, list(set(raws)), kind))}
     todo = [i for i in range(n) if raws[i] not in resent]
 
@@ -206,9 +220,24 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
             earlier.append((prev[0], key, prev[8]))
         staged[key] = (i + 1, ids[i], key, row.get(k["facility"]), _iso_date(row.get(k["issued"])),
                        row.get(k["person"]), _iso_ts(row.get(k["event"])), doc.decode(), h, raws[i])
+    # A re-sent record (identical to what is stored) that comes after a different copy of the same
+    # certificate in this batch wins: the earlier copy must not overwrite it.
+    resent_last = {}
+    for i in range(n):
+        if raws[i] in resent:
+            resent_last[resent[raws[i]][1]] = i
+    for key in [k for k, t in staged.items() if resent_last.get(k, -1) > t[0] - 1]:
+        row_no = staged.pop(key)[0]
+        reasons[row_no - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
     for row_no, key, h in earlier:
-        if h != staged[key][8]:
+        if key not in staged or h != staged[key][8]:
             reasons[row_no - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
+    # ...and a re-sent record followed by a different copy of the same certificate loses to it.
+    for i in range(n):
+        if raws[i] in resent:
+            _, key, chash = resent[raws[i]]
+            if key in staged and staged[key][0] - 1 > i and staged[key][8] != chash:
+                reasons[i] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
 
     result = BatchResult(batch_id=batch_id, kind=kind, received=n)
     with conn.transaction():
@@ -229,24 +258,24 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
         rules = Counter("ALREADY_USED" for *_, o in applied if o == "refused")
 
         # Records not staged: re-sent unchanged, refused by validation, earlier copies of a batch duplicate.
-        resent_ids = sorted({resent[raws[i]][0] for i in range(n) if raws[i] in resent})
+        resent_rows = [i for i in range(n) if raws[i] in resent and not reasons[i]]
+        resent_ids = sorted({resent[raws[i]][0] for i in resent_rows})
         if resent_ids:
             conn.execute(TOUCH_SQL, {"batch": batch_id, "ids": resent_ids, "source": source,
                                      "source_ref": source_ref})
         with conn.cursor().copy("COPY wh.batch_record (batch_id, row_no, source_record_id, cert_key, cert_id, "
                                 "outcome, reasons) FROM STDIN") as copy:
-            for i in range(n):
-                if raws[i] in resent:
-                    cert_id, key = resent[raws[i]]
-                    copy.write_row((batch_id, i + 1, ids[i], key, cert_id, "unchanged", None))
-                    counts["unchanged"] += 1
+            for i in resent_rows:
+                cert_id, key, _ = resent[raws[i]]
+                copy.write_row((batch_id, i + 1, ids[i], key, cert_id, "unchanged", None))
+                counts["unchanged"] += 1
             for row_no, key, _ in earlier:
                 if not reasons[row_no - 1]:
                     copy.write_row((batch_id, row_no, ids[row_no - 1], key, winners.get(key), "unchanged", None))
                     counts["unchanged"] += 1
             for i, why in enumerate(reasons):
                 if why:
-                    key = cert_key(kind, rows[i]) if rows[i] else None
+                    key = cert_key(kind, rows[i]) if rows[i] else resent[raws[i]][1] if raws[i] in resent else None
                     copy.write_row((batch_id, i + 1, ids[i], key, None, "refused", json.dumps(why, ensure_ascii=False)))
                     counts["refused"] += 1
                     rules.update({r["code"] for r in why})

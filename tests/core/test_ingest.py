@@ -171,3 +171,15 @@ def test_death_rules(wh, over, code):
 def test_valid_death_notice_is_stored(wh):
     r = run(wh, [death(1), death(2, BENH_ICD10_ID="R54", NGUYENNHAN_TV="Suy kiệt tuổi già")], kind="GBT", ref="96025")
     assert r.stored == 2, r.refusals_by_rule
+
+
+def test_resent_batch_with_two_versions_keeps_the_latest(wh):
+    v1, v2 = birth(1, CAN_NANG_CON=3000), birth(1, CAN_NANG_CON=3100)
+    first = run(wh, [v1, v2])
+    assert outcomes(wh, first.batch_id) == [("refused", ["DUPLICATE_IN_BATCH"]), ("stored", [])]
+    again = run(wh, [v1, v2])  # an overlap window sends both versions again
+    assert outcomes(wh, again.batch_id) == [("refused", ["DUPLICATE_IN_BATCH"]), ("unchanged", [])]
+    assert wh.execute("SELECT version, record->>'CAN_NANG_CON' FROM wh.certificate").fetchone() == (1, "3100")
+    later = run(wh, [v2, v1])  # a real change after the re-send wins
+    assert (later.updated, later.refused) == (1, 1)
+    assert wh.execute("SELECT record->>'CAN_NANG_CON' FROM wh.certificate").fetchone() == ("3000",)
