@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandbox import his
+from sandbox import bhxh, his, secserver
 
 DEFAULTS = {"seed": 7, "births": 200, "deaths": 60, "facilities": list(his.DEFAULT_FACILITIES),
             "now": None, "bad_ratio": 0.1}
@@ -24,6 +24,8 @@ def create_app(**dataset_opts) -> FastAPI:
     _build(app)
     app.include_router(his.router)
     app.include_router(his.control_router)
+    app.include_router(bhxh.router)
+    app.include_router(secserver.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):

@@ -1,0 +1,59 @@
+"""BHXH pull (solution 2): certificates issued or changed in the BHXH database, hourly, one window per run.
+
+Each run owns its data interval [start, end) (catch-up runs every missed hour in order, one at a time). For every
+pilot province (Variable `bhxh_provinces`, e.g. `["01", "79", "96"]`; connection `bhxh_default`) and each kind:
+extract (the window, from the watermark if an earlier window failed, minus 10 minutes overlap; landed raw) →
+ingest (validate + warehouse rules, source `bhxh`; then the watermark moves to the window's end).
+A failed run leaves the watermark where it was; re-running a window changes nothing. Disagreements with
+another source (e.g. HIS) are in `wh.source_disagreement`. XCom carries batch ids and counts, never records.
+"""
+
+import pendulum
+from airflow.sdk import Variable, dag, task, task_group
+from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
+
+KINDS = ("GCS", "GBT")
+
+
+@dag(
+    dag_id="bhxh_pull",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="Asia/Ho_Chi_Minh"),
+    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Ho_Chi_Minh"),
+    catchup=True,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=2)},
+    tags=["certificates", "bhxh", "solution-2"],
+    doc_md=__doc__,
+)
+def bhxh_pull():
+    @task
+    def provinces() -> list[str]:
+        from certpipe.sources.bhxh import provinces_from
+
+        return provinces_from(Variable.get("bhxh_provinces", default="[]"))
+
+    @task_group
+    def province(province: str):
+        for kind in KINDS:
+            @task(task_id=f"extract_{kind.lower()}")
+            def extract(province: str, kind: str = kind, **context) -> dict:
+                from certpipe import warehouse
+                from certpipe.sources.bhxh import pull_window
+
+                client = Variable.get("bhxh_client", default={}, deserialize_json=True)
+                return pull_window(province, kind, context["data_interval_start"], context["data_interval_end"],
+                                   warehouse.warehouse_dsn(), run_id=context["run_id"], client=client)
+
+            @task(task_id=f"ingest_{kind.lower()}")
+            def ingest(batch: dict) -> dict:
+                from certpipe import warehouse
+                from certpipe.sources.bhxh import ingest_window
+
+                return ingest_window(batch, warehouse.warehouse_dsn())
+
+            ingest(extract(province))
+
+    province.expand(province=provinces())
+
+
+bhxh_pull()
