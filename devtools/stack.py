@@ -118,8 +118,15 @@ def seed_airflow(env: dict, warehouse_url: str, sandbox_url: str) -> None:
     for code, name in HOSPITALS:
         conns[f"his_{code}"] = {"conn_type": "http", "host": f"{sandbox_url}/his/{code}", "login": code,
                                 "password": f"sandbox-{code}", "description": f"HIS feed: {name} (sandbox)"}
+    conns["bhxh_default"] = {"conn_type": "http", "host": f"{sandbox_url}/bhxh", "login": "bhxh-sandbox",
+                             "password": "sandbox-bhxh", "description": "BHXH certificate database (sandbox)"}
+    conns["secserver_default"] = {"conn_type": "http", "host": f"{sandbox_url}/secserver", "login": "H46",
+                                  "password": "sandbox-session",
+                                  "description": "Our security server, national portal directory (sandbox)"}
     variables = {"his_hospitals": json.dumps([{"facility": c, "name": n} for c, n in HOSPITALS],
-                                             ensure_ascii=False)}
+                                             ensure_ascii=False),
+                 "bhxh_provinces": json.dumps(sorted({c[:2] for c, _ in HOSPITALS}))}
+    variables["certpipe_inbox_url"] = (STATE / "bucket").resolve().as_uri()  # Excel inbox (solution 3)
     (STATE / "connections.json").write_text(json.dumps(conns, ensure_ascii=False))
     (STATE / "variables.json").write_text(json.dumps(variables, ensure_ascii=False))
     (STATE / "connections.json").chmod(0o600)
@@ -168,6 +175,32 @@ def run_his_pull(api: str, password: str, timeout: float = 600) -> str:
     return "timeout"
 
 
+def prepare_inbox() -> Path:
+    """Excel inbox (solution 3): the watched folder, the template where hospitals get it, one inbox per hospital."""
+    from airflow.sdk import ObjectStoragePath
+
+    from certpipe.sources import excel
+
+    bucket = STATE / "bucket"
+    bucket.mkdir(parents=True, exist_ok=True)
+    excel.prepare(ObjectStoragePath(bucket.resolve().as_uri() + "/"), [c for c, _ in HOSPITALS])
+    return bucket
+
+
+def unpause(api: str, password: str, dag_id: str, timeout: float = 120) -> None:
+    token = httpx.post(f"{api}/auth/token", json={"username": "admin", "password": password},
+                       timeout=30).json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{api}/api/v2/dags/{dag_id}", headers=h, timeout=10).status_code != 200:
+        if time.monotonic() > deadline:
+            say(f"{dag_id} was not parsed within {timeout:.0f} s; unpause it in the UI")
+            return
+        time.sleep(2)
+    httpx.patch(f"{api}/api/v2/dags/{dag_id}", headers=h, json={"is_paused": False}, timeout=10).raise_for_status()
+    say(f"{dag_id} unpaused (runs every 3 minutes)")
+
+
 def print_summary(warehouse_url: str, since: float) -> None:
     import psycopg
 
@@ -193,6 +226,8 @@ def up(wait: bool = True) -> int:
     airflow_url, warehouse_url = pg.create_database("airflow"), pg.create_database("warehouse")
     warehouse.migrate(warehouse_url)
     say("warehouse migrated")
+    bucket = prepare_inbox()
+    say(f"Excel inbox bucket {bucket}: template in template/, hospitals drop files in inbox/<facility>/")
     env = airflow_env(airflow_url)
     procs = {"sandbox": _start("sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1",
                                            "--port", str(SANDBOX_PORT)], env)}
@@ -211,6 +246,7 @@ def up(wait: bool = True) -> int:
     password = _password()
     state = run_his_pull(api, password)
     say(f"his_pull finished: {state}")
+    unpause(api, password, "excel_inbox")
     print_summary(warehouse_url, started)
     say(f"up in {time.monotonic() - t0:.0f} s")
     say(f"Airflow UI: {api}  (login: admin / {password})")
