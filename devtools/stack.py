@@ -23,6 +23,7 @@ STATE = Path(os.environ.get("CERTPIPE_STATE_DIR", ROOT / ".state"))
 PG_PORT = int(os.environ.get("CERTPIPE_PG_PORT", "54329"))
 API_PORT = int(os.environ.get("CERTPIPE_API_PORT", "8080"))
 SANDBOX_PORT = int(os.environ.get("CERTPIPE_SANDBOX_PORT", "8765"))
+REGISTRAR_PORT = int(os.environ.get("CERTPIPE_REGISTRAR_PORT", "8090"))
 HOSPITALS = [("01020", "Bệnh viện thí điểm Hà Nội"), ("79034", "Bệnh viện thí điểm TP. Hồ Chí Minh"),
              ("96025", "Bệnh viện thí điểm Cà Mau")]
 PIDS = STATE / "pids.json"
@@ -240,8 +241,15 @@ def up(wait: bool = True) -> int:
         module = "devtools.airflow_preload" if name == "scheduler" else "airflow"
         cmd = [sys.executable, "-m", module, name] + (["--port", str(API_PORT)] if name == "api-server" else [])
         procs[name] = _start(name, cmd, env)
+    # registrar API (docs/registrar-api.md): sessions as the least-privilege role, signing key in .state
+    procs["registrar-api"] = _start("registrar-api", [sys.executable, "-m", "certpipe.registrar", "--port",
+                                                      str(REGISTRAR_PORT)],
+                                    {**env, "CERTPIPE_REGISTRAR_DB_URL": warehouse_url,
+                                     "CERTPIPE_REGISTRAR_DB_ROLE": "certpipe_registrar",
+                                     "CERTPIPE_REGISTRAR_JWT_SECRET": _secret("registrar_jwt_secret")})
     api = f"http://127.0.0.1:{API_PORT}"
     _wait_http(f"{sandbox_url}/healthz", 60, "sandbox", procs)
+    _wait_http(f"http://127.0.0.1:{REGISTRAR_PORT}/healthz", 60, "registrar API", procs)
     _wait_http(f"{api}/api/v2/monitor/health", 180, "Airflow api-server", procs)
     password = _password()
     state = run_his_pull(api, password)
@@ -251,6 +259,7 @@ def up(wait: bool = True) -> int:
     say(f"up in {time.monotonic() - t0:.0f} s")
     say(f"Airflow UI: {api}  (login: admin / {password})")
     say(f"sandbox source systems: {sandbox_url}   warehouse: {warehouse_url}")
+    say(f"registrar API: http://127.0.0.1:{REGISTRAR_PORT}/docs  (signing key: {STATE / 'registrar_jwt_secret'})")
     say(f"logs: {STATE / 'logs'}   stop: ./dev stop (or Ctrl-C here)")
     if not wait:
         return 0 if state == "success" else 1

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sandbox import bhxh, his, secserver
+from sandbox import dhis2 as dhis2_sandbox
 
 DEFAULTS = {"seed": 7, "births": 200, "deaths": 60, "facilities": list(his.DEFAULT_FACILITIES),
             "now": None, "bad_ratio": 0.1}
@@ -26,6 +27,7 @@ def create_app(**dataset_opts) -> FastAPI:
     app.include_router(his.control_router)
     app.include_router(bhxh.router)
     app.include_router(secserver.router)
+    app.include_router(dhis2_sandbox.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):

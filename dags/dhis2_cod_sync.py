@@ -1,0 +1,47 @@
+"""DHIS2 cause-of-death back-sync (solution 4.2), weekly (Monday 02:00 Asia/Ho_Chi_Minh, for the past week).
+
+push: the week's death registrations (death notices marked used) and earlier failures → DHIS2 A6 events
+(`POST /api/tracker`, sync, CREATE_AND_UPDATE, atomicMode=OBJECT; one deterministic event UID per certificate
+number, so a re-run creates nothing; every record's outcome in `wh.dhis2_push`). Then pull: causes of death
+(text, ICD-10) commune stations updated that week → `wh.cause_of_death` (source `dhis2`, next to `hospital`).
+Variable `dhis2_mortality` and connection `dhis2_default` as for `dhis2_mortality_daily`. XCom: counts only.
+"""
+
+import pendulum
+from airflow.sdk import Variable, dag, task
+from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
+
+
+@dag(
+    dag_id="dhis2_cod_sync",
+    schedule=CronDataIntervalTimetable("0 2 * * 1", timezone="Asia/Ho_Chi_Minh"),
+    start_date=pendulum.datetime(2026, 11, 2, 2, tz="Asia/Ho_Chi_Minh"),
+    catchup=True,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=10)},
+    tags=["certificates", "dhis2", "solution-4"],
+    doc_md=__doc__,
+)
+def dhis2_cod_sync():
+    @task
+    def push(**context) -> dict:
+        from certpipe import warehouse
+        from certpipe.sources.dhis2 import push_registrations, settings_from
+
+        settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
+        return push_registrations(context["data_interval_start"], context["data_interval_end"],
+                                  warehouse.warehouse_dsn(), run_id=context["run_id"], settings=settings)
+
+    @task
+    def pull_causes(pushed: dict, **context) -> dict:
+        from certpipe import warehouse
+        from certpipe.sources.dhis2 import pull_causes, settings_from
+
+        settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
+        return pull_causes(context["data_interval_start"], context["data_interval_end"],
+                           warehouse.warehouse_dsn(), run_id=context["run_id"], settings=settings)
+
+    pull_causes(push())
+
+
+dhis2_cod_sync()

@@ -1,0 +1,51 @@
+"""DHIS2 mortality (solution 4.1): the commune A6 death register, every day after 18:00.
+
+Each run owns its data interval (the day up to 18:30 Asia/Ho_Chi_Minh; catch-up runs every missed day in order).
+For every configured org unit (Variable `dhis2_mortality`: {"org_units": [UIDs], "page_size", "overlap_minutes",
+"client"}; connection `dhis2_default`): pull the A6 events updated in the interval (from the watermark if an
+earlier run failed, minus the overlap; deletions included) into `wh.dhis2_death_event`; then match every death
+to a death notice / registration. Registrars read `wh.dhis2_unregistered_deaths`. XCom carries counts only.
+"""
+
+import pendulum
+from airflow.sdk import Variable, dag, task
+from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
+
+
+@dag(
+    dag_id="dhis2_mortality_daily",
+    schedule=CronDataIntervalTimetable("30 18 * * *", timezone="Asia/Ho_Chi_Minh"),
+    start_date=pendulum.datetime(2026, 11, 1, 18, 30, tz="Asia/Ho_Chi_Minh"),
+    catchup=True,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=5)},
+    tags=["certificates", "dhis2", "solution-4"],
+    doc_md=__doc__,
+)
+def dhis2_mortality_daily():
+    @task
+    def org_units() -> list[str]:
+        from certpipe.sources.dhis2 import settings_from
+
+        return settings_from(Variable.get("dhis2_mortality", default="{}"))["org_units"]
+
+    @task(map_index_template="{{ task.op_kwargs['root'] }}")
+    def pull(root: str, **context) -> dict:
+        from certpipe import warehouse
+        from certpipe.sources.dhis2 import pull_window, settings_from
+
+        settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
+        return pull_window(root, context["data_interval_start"], context["data_interval_end"],
+                           warehouse.warehouse_dsn(), run_id=context["run_id"], settings=settings)
+
+    @task
+    def match(pulled: list[dict], **context) -> dict:
+        from certpipe import warehouse
+        from certpipe.sources.dhis2 import match_events
+
+        return match_events(warehouse.warehouse_dsn(), run_id=context["run_id"])
+
+    match(pull.expand(root=org_units()))
+
+
+dhis2_mortality_daily()

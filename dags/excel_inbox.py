@@ -1,0 +1,49 @@
+"""Excel inbox (solution 3): hospitals drop HIS-exported .xlsx files into a watched bucket.
+
+Every 3 minutes (a file is picked up within 5 minutes of arriving): `scan` lists `inbox/<facility>/` of the
+bucket (Variable `certpipe_inbox_url`: a local folder by default, `s3://...` for MinIO/S3), takes new files out
+of the inbox and claims each distinct content once in the warehouse ledger; `process` (one mapped task per
+file) reads it, lands the rows, runs them through the ingestion core, writes the result workbook to
+`results/<facility>/` and moves the file to `processed/` (or `quarantine/` when it cannot be read).
+A file is processed exactly once, and an interrupted one is resumed by the next attempt or run.
+XCom carries file ids and counts, never file names or records.
+"""
+
+import pendulum
+from airflow.sdk import dag, task
+
+LABEL = "{{ 'file ' ~ task.op_kwargs['file_id'] if task.op_kwargs.get('file_id') else '' }}"
+
+
+@dag(
+    dag_id="excel_inbox",
+    schedule="*/3 * * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(seconds=30)},
+    tags=["certificates", "excel", "solution-3"],
+    doc_md=__doc__,
+)
+def excel_inbox():
+    @task
+    def scan(**context) -> list[int]:
+        from certpipe import warehouse
+        from certpipe.sources import excel
+
+        root = excel.inbox_root()
+        excel.ensure_template(root)
+        return excel.scan(root, warehouse.warehouse_dsn(), run_id=context["run_id"],
+                          min_age=float(excel.setting_min_age()))["file_ids"]
+
+    @task(map_index_template=LABEL, max_active_tis_per_dagrun=2)
+    def process(file_id: int, **context) -> dict:
+        from certpipe import warehouse
+        from certpipe.sources import excel
+
+        return excel.process(excel.inbox_root(), warehouse.warehouse_dsn(), file_id, run_id=context["run_id"])
+
+    process.expand(file_id=scan())
+
+
+excel_inbox()
