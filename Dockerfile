@@ -15,8 +15,9 @@ USER 50000
 # Install the pinned lock (uv pip compile output). apache-airflow is pinned on the command line as
 # well, so pip can never up- or downgrade the Airflow that ships in the base image.
 # No _PIP_ADDITIONAL_REQUIREMENTS: dependencies are baked in here, never installed at container start.
-# Providers preinstalled in the base image (amazon, celery, ...) are not in the lock: `pip check`
-# reports any conflict the lock's pins cause with them, without failing the build.
+# The providers this stack uses (celery + celery/redis clients, amazon, postgres, http, smtp) are pinned
+# in the lock, so the image runs exactly the versions the tests ran. Other providers preinstalled in the
+# base image stay as they are: `pip check` reports any conflict, without failing the build.
 COPY --chown=airflow:0 requirements.lock /tmp/requirements.lock
 RUN set -eu; \
     cp /tmp/requirements.lock /tmp/runtime.lock; \
@@ -36,7 +37,7 @@ COPY --chown=airflow:0 docker/init.sh /opt/airflow/docker/init.sh
 
 ENV CERTPIPE_SCHEMAS_DIR=/opt/airflow/include/schemas
 
-# Fail the build early if the project packages, or the base image's providers this stack relies on
+# Fail the build early if the project packages, or the providers this stack relies on
 # (celery: CeleryExecutor; amazon: `aws` connection type for MinIO), do not import after the lock install.
 WORKDIR /opt/airflow
 RUN PYTHONPATH=/opt/airflow/plugins:/opt/airflow python -c "import certpipe.warehouse, sandbox.app" \

@@ -11,6 +11,8 @@ DAG run's conf (Airflow metadata), visible to users who can see this DAG's runs.
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from certpipe.alerts import on_task_failure
+
 REQUEST_TYPES = {
     "GCS_MOTHER_ID": "Giấy chứng sinh – theo số định danh cá nhân của người mẹ",
     "GCS_NUMBER": "Giấy chứng sinh – theo số giấy chứng sinh",
@@ -27,7 +29,8 @@ TEXT = ["null", "string"]  # loose on purpose: the first task validates and answ
     schedule=None,
     start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=False,
-    default_args={"owner": "data-engineering", "retries": 1, "retry_delay": pendulum.duration(seconds=30)},
+    default_args={"owner": "data-engineering", "retries": 1, "retry_delay": pendulum.duration(seconds=30),
+                  "on_failure_callback": on_task_failure},
     tags=["certificates", "bhxh", "solution-2", "registrar"],
     doc_md=__doc__,
     params={

@@ -12,6 +12,8 @@ import pendulum
 from airflow.sdk import Variable, dag, task, task_group
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
+from certpipe.alerts import on_task_failure
+
 KINDS = ("GCS", "GBT")
 
 
@@ -21,7 +23,8 @@ KINDS = ("GCS", "GBT")
     start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=True,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=2)},
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=2),
+                  "on_failure_callback": on_task_failure},
     tags=["certificates", "bhxh", "solution-2"],
     doc_md=__doc__,
 )

@@ -11,6 +11,8 @@ import pendulum
 from airflow.sdk import Variable, dag, task
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
+from certpipe.alerts import on_task_failure
+
 
 @dag(
     dag_id="dhis2_mortality_daily",
@@ -18,7 +20,8 @@ from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetabl
     start_date=pendulum.datetime(2026, 11, 1, 18, 30, tz="Asia/Ho_Chi_Minh"),
     catchup=True,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=5)},
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=5),
+                  "on_failure_callback": on_task_failure},
     tags=["certificates", "dhis2", "solution-4"],
     doc_md=__doc__,
 )

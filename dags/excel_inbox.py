@@ -12,6 +12,8 @@ XCom carries file ids and counts, never file names or records.
 import pendulum
 from airflow.sdk import dag, task
 
+from certpipe.alerts import on_task_failure
+
 LABEL = "{{ 'file ' ~ task.op_kwargs['file_id'] if task.op_kwargs.get('file_id') else '' }}"
 
 
@@ -21,7 +23,8 @@ LABEL = "{{ 'file ' ~ task.op_kwargs['file_id'] if task.op_kwargs.get('file_id')
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(seconds=30)},
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(seconds=30),
+                  "on_failure_callback": on_task_failure},
     tags=["certificates", "excel", "solution-3"],
     doc_md=__doc__,
 )

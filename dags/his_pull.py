@@ -9,6 +9,8 @@ outage fails only its own tasks. XCom carries batch ids and counts, never record
 import pendulum
 from airflow.sdk import Variable, dag, task, task_group
 
+from certpipe.alerts import on_task_failure
+
 KINDS = ("GCS", "GBT")
 LABEL = "{{ task.op_kwargs['hospital']['facility'] if task.op_kwargs.get('hospital') else '' }}"
 
@@ -19,7 +21,8 @@ LABEL = "{{ task.op_kwargs['hospital']['facility'] if task.op_kwargs.get('hospit
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=1)},
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=1),
+                  "on_failure_callback": on_task_failure},
     tags=["certificates", "his", "solution-1"],
     doc_md=__doc__,
 )

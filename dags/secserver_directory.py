@@ -14,6 +14,8 @@ Also run on demand when the national portal announces a change.
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from certpipe.alerts import on_task_failure
+
 CONN_ID = "secserver_default"
 
 
@@ -23,7 +25,8 @@ CONN_ID = "secserver_default"
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=10)},
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=10),
+                  "on_failure_callback": on_task_failure},
     params={"max_shrink": Param(0.2, type="number", minimum=0, maximum=1,
                                 description="Largest share of current agencies an answer may drop (0-1).")},
     tags=["secserver", "directory", "national-portal"],

@@ -77,7 +77,11 @@ def ingest_landed(batch: dict, dsn: str) -> dict:
                 p[fac_field] = facility
         result = ingest(conn, batch_id=batch["batch_id"], kind=kind, source=SOURCE, source_ref=facility,
                         records=payloads, record_ids=ids)
-    return {**batch, **result.summary()}
+    out = {**batch, **result.summary()}
+    from certpipe.alerts import check_refusal_rate
+
+    check_refusal_rate(out, source=SOURCE)  # alert (Variable `alerting`) when too many records were refused
+    return out
 
 
 def acknowledge(hospital: dict, batch: dict, dsn: str) -> dict:
