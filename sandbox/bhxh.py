@@ -12,7 +12,6 @@ after the hospital's change), rebuilt after /_control/reset. Tests replace it th
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import bisect
 import hmac
@@ -27,6 +26,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sandbox import faults
 from sandbox.generate import VN_TZ
 from sandbox.his import KINDS, error, parse_ts
 
@@ -102,18 +102,11 @@ def _count(st: BhxhState, target: str, resp: Response) -> Response:
 
 
 async def _fault(st: BhxhState, target: str) -> tuple[Response | None, Fault | None]:
-    queue = st.faults[target]
-    if not queue:
+    fault = await faults.take(st.faults[target])
+    if fault is None:
         return None, None
-    fault = queue[0]
-    fault.count -= 1
-    if fault.count <= 0:
-        queue.pop(0)
-    if fault.delay_seconds:
-        await asyncio.sleep(fault.delay_seconds)
-    if fault.status and fault.status != 200:
-        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-        return error(fault.status, "injected_fault", f"sandbox fault ({target})", headers), fault
+    if (resp := faults.status_error(fault, target)) is not None:
+        return resp, fault
     if fault.malformed:
         return Response('{"items": [{"id": "truncated', media_type="application/json"), fault
     return None, fault

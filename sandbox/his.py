@@ -11,7 +11,6 @@ duplicates, re-exports, resubmissions with a changed field and a later updated_a
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import bisect
@@ -26,7 +25,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from sandbox import refdata
+from sandbox import (
+    faults,
+    refdata,
+)
 from sandbox.generate import VN_TZ, generate_births, generate_deaths
 
 KINDS = ("GCS", "GBT")
@@ -152,19 +154,8 @@ def _authorized(request: Request, h: Hospital) -> bool:
 
 
 async def _apply_fault(h: Hospital, target: str) -> JSONResponse | None:
-    queue = h.faults[target]
-    if not queue:
-        return None
-    fault = queue[0]
-    fault.count -= 1
-    if fault.count <= 0:
-        queue.pop(0)
-    if fault.delay_seconds:
-        await asyncio.sleep(fault.delay_seconds)
-    if fault.status and fault.status != 200:
-        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-        return error(fault.status, "injected_fault", f"sandbox fault ({target})", headers)
-    return None
+    fault = await faults.take(h.faults[target])
+    return faults.status_error(fault, target) if fault else None
 
 
 def _count(h: Hospital, target: str, resp: JSONResponse) -> JSONResponse:

@@ -13,7 +13,6 @@ requests (GET). A sandbox-wide POST /_control/reset also resets this stand-in.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from collections import Counter
@@ -23,6 +22,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sandbox import faults
 
 MADONVI = "H46"
 SESSION = "sandbox-session"
@@ -124,17 +125,11 @@ def _bad_answer(st: SecServerState, fault: FaultBody) -> Response:
 
 
 async def _fault(st: SecServerState, target: str) -> Response | None:
-    queue = st.faults[target]
-    if not queue:
+    fault = await faults.take(st.faults[target])
+    if fault is None:
         return None
-    fault = queue[0]
-    fault.count -= 1
-    if fault.count <= 0:
-        queue.pop(0)
-    if fault.delay_seconds:
-        await asyncio.sleep(fault.delay_seconds)
-    if fault.status and fault.status != 200:
-        return error(fault.status, "injected_fault", f"sandbox fault ({target})")
+    if (resp := faults.status_error(fault, target)) is not None:
+        return resp
     if fault.answer:
         return _bad_answer(st, fault)
     return None
