@@ -166,13 +166,18 @@ def pull_window(root: str, start: dt.datetime, end: dt.datetime, dsn: str, *, ru
                                    page_size=int(settings["page_size"])):
         counts["pages"] += 1
         rows.extend(event_row(ev, communes, tz) for ev in page if ev.get("event"))
+    counts["received"] += len(rows)
+    counts["deleted"] += sum(bool(r["deleted"]) for r in rows)
     with warehouse.connect(dsn) as conn:
-        for row in rows:
-            res = conn.execute(UPSERT_EVENT, {**row, "run_id": run_id}).fetchone()
-            counts["received"] += 1
-            counts["deleted"] += row["deleted"]
-            if res is not None:
-                counts["inserted" if res[0] else "updated"] += 1
+        if rows:  # batched (pipelined) upsert, not one round trip per event
+            with conn.cursor() as cur:
+                cur.executemany(UPSERT_EVENT, [{**row, "run_id": run_id} for row in rows], returning=True)
+                while True:
+                    res = cur.fetchone()
+                    if res is not None:
+                        counts["inserted" if res[0] else "updated"] += 1
+                    if not cur.nextset():
+                        break
         warehouse.set_watermark(conn, SOURCE, root, "GBT", end, None)
     log.info("DHIS2 %s (v%s): %d events in %d pages, %d new, %d updated, %d deleted", root, counts["version"],
              counts["received"], counts["pages"], counts["inserted"], counts["updated"], counts["deleted"])
@@ -316,18 +321,18 @@ def push_registrations(start: dt.datetime, end: dt.datetime, dsn: str, *, run_id
             o = outcome[ev["event"]]
             status = ("updated" if cert["outcome"] in ("created", "updated") else "created") if o["ok"] else "error"
             results.append((cert, ev, digest, status, o["codes"], o["messages"]))
-    with warehouse.connect(dsn) as conn:
-        for cert, ev, digest, status, codes, messages in results:
-            counts[status] += 1
-            conn.execute(
-                "INSERT INTO wh.dhis2_push (cert_id, event_uid, org_unit, payload_hash, outcome, error_codes, "
-                "errors, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (cert_id) DO UPDATE SET "
-                "org_unit = EXCLUDED.org_unit, payload_hash = EXCLUDED.payload_hash, outcome = EXCLUDED.outcome, "
-                "error_codes = EXCLUDED.error_codes, errors = EXCLUDED.errors, run_id = EXCLUDED.run_id, "
-                "attempts = wh.dhis2_push.attempts + 1, pushed_at = now()",
-                (cert["cert_id"], event_uid(cert["cert_key"]), ev["orgUnit"] if ev else None,
-                 digest if status != "error" else None, status, codes, Jsonb(messages) if messages else None,
-                 run_id))
+    for *_, status, _, _ in results:
+        counts[status] += 1
+    with warehouse.connect(dsn) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO wh.dhis2_push (cert_id, event_uid, org_unit, payload_hash, outcome, error_codes, "
+            "errors, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (cert_id) DO UPDATE SET "
+            "org_unit = EXCLUDED.org_unit, payload_hash = EXCLUDED.payload_hash, outcome = EXCLUDED.outcome, "
+            "error_codes = EXCLUDED.error_codes, errors = EXCLUDED.errors, run_id = EXCLUDED.run_id, "
+            "attempts = wh.dhis2_push.attempts + 1, pushed_at = now()",
+            [(cert["cert_id"], event_uid(cert["cert_key"]), ev["orgUnit"] if ev else None,
+              digest if status != "error" else None, status, codes, Jsonb(messages) if messages else None,
+              run_id) for cert, ev, digest, status, codes, messages in results])
     log.info("DHIS2 push: %s", counts)
     return counts
 
