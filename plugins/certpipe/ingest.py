@@ -188,8 +188,12 @@ SELECT row_no, cert_key, cert_id, outcome FROM out
 
 
 def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, source_ref: str,
-           records: Sequence[Mapping], record_ids: Sequence[str | None] | None = None) -> BatchResult:
-    """Normalise, validate and upsert one batch in one transaction. Returns counts (no personal data)."""
+           records: Sequence[Mapping], record_ids: Sequence[str | None] | None = None,
+           refusals: Mapping[int, list[dict]] | None = None) -> BatchResult:
+    """Normalise, validate and upsert one batch in one transaction. Returns counts (no personal data).
+
+    `refusals`: reasons an adapter found itself (e.g. a file row of another facility), by record index;
+    such a record is refused with them, in addition to what validation finds."""
     spec = kind_spec(kind)
     k = KEYS[kind]
     n = len(records)
@@ -204,6 +208,8 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
     sub_rows, prior = normalise([records[i] for i in todo], spec)
     for i, row, why in zip(todo, sub_rows, validate(sub_rows, spec, prior), strict=True):
         rows[i], reasons[i] = row, why
+    for i, why in (refusals or {}).items():
+        reasons[i] = [*reasons[i], *why]
 
     # Valid rows: canonical JSON, hash, key. In-batch duplicates: the last record of a key wins.
     staged: dict[str, tuple] = {}
