@@ -23,7 +23,8 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import msgspec
@@ -97,13 +98,12 @@ def raw_hash(raw) -> bytes:
     return hashlib.blake2b(canonical_json(raw), digest_size=16).digest()
 
 
-STAGE_DDL = """
-CREATE TEMP TABLE _stage (
-    row_no int PRIMARY KEY, source_record_id text, cert_key text NOT NULL, facility_code text,
-    issued_on date, person_id text, event_at timestamp, record jsonb NOT NULL, content_hash bytea NOT NULL,
-    raw_hash bytea
-) ON COMMIT DROP
+KNOWN_SQL = """
+SELECT cert_key, cert_id, status, content_hash, last_source FROM wh.certificate
+WHERE kind = %s AND cert_key = ANY(%s) ORDER BY cert_id FOR UPDATE
 """
+
+NEW_IDS_SQL = "SELECT nextval(pg_get_serial_sequence('wh.certificate', 'cert_id')) FROM generate_series(1, %s)"
 
 RESENT_SQL = """
 SELECT DISTINCT ON (raw_hash) raw_hash, s.cert_id, c.cert_key, c.content_hash
@@ -117,17 +117,25 @@ FROM unnest(%(ids)s::bigint[]) AS t(cert_id)
 WHERE s.cert_id = t.cert_id AND s.source = %(source)s AND s.source_ref = %(source_ref)s
 """
 
-APPLY_SQL = """
-WITH cur AS (
-    SELECT s.row_no, c.cert_id, c.status, c.content_hash = s.content_hash AS same
-    FROM _stage s LEFT JOIN wh.certificate c ON c.kind = %(kind)s AND c.cert_key = s.cert_key
-),
-hist AS (
+# Valid records of certificates already in the warehouse (their rows are locked by KNOWN_SQL).
+STAGE_DDL = """
+CREATE TEMP TABLE _stage (
+    cert_id bigint PRIMARY KEY, row_no int NOT NULL, source_record_id text, facility_code text, issued_on date,
+    person_id text, event_at timestamp, record jsonb NOT NULL, content_hash bytea NOT NULL, raw_hash bytea,
+    outcome text NOT NULL
+) ON COMMIT DROP
+"""
+
+STAGE_COLS = ("cert_id", "row_no", "source_record_id", "facility_code", "issued_on", "person_id", "event_at",
+              "record", "content_hash", "raw_hash", "outcome")
+
+APPLY_KNOWN_SQL = """
+WITH hist AS (
     INSERT INTO wh.certificate_version (cert_id, version, record, content_hash, batch_id, source, valid_from,
                                         superseded_by_batch)
     SELECT c.cert_id, c.version, c.record, c.content_hash, c.last_batch_id, c.last_source, c.updated_at, %(batch)s
-    FROM cur JOIN wh.certificate c ON c.cert_id = cur.cert_id
-    WHERE cur.status = 'received' AND NOT cur.same
+    FROM _stage s JOIN wh.certificate c USING (cert_id)
+    WHERE s.outcome = 'updated'
 ),
 dis AS (  -- another source's version differs: record which fields (never the values), both hashes, pointers
     INSERT INTO wh.source_disagreement (cert_id, fields, source_a, version_a, hash_a, source_b, source_ref_b,
@@ -136,72 +144,74 @@ dis AS (  -- another source's version differs: record which fields (never the va
            ARRAY(SELECT k FROM (SELECT jsonb_object_keys(c.record) UNION SELECT jsonb_object_keys(s.record)) f(k)
                  WHERE c.record -> k IS DISTINCT FROM s.record -> k ORDER BY k),
            c.last_source, c.version, c.content_hash, %(source)s, %(source_ref)s, s.content_hash, %(batch)s,
-           s.row_no, CASE WHEN cur.status = 'used' THEN 'refused' ELSE 'updated' END
-    FROM cur JOIN wh.certificate c ON c.cert_id = cur.cert_id JOIN _stage s ON s.row_no = cur.row_no
-    WHERE NOT cur.same AND c.last_source <> %(source)s
+           s.row_no, s.outcome
+    FROM _stage s JOIN wh.certificate c USING (cert_id)
+    WHERE s.outcome <> 'unchanged' AND c.last_source <> %(source)s
 ),
 upd AS (
     UPDATE wh.certificate c
     SET record = s.record, content_hash = s.content_hash, facility_code = s.facility_code,
         issued_on = s.issued_on, person_id = s.person_id, event_at = s.event_at, version = c.version + 1,
         last_batch_id = %(batch)s, last_source = %(source)s, updated_at = now()
-    FROM _stage s JOIN cur ON cur.row_no = s.row_no
-    WHERE c.cert_id = cur.cert_id AND cur.status = 'received' AND NOT cur.same
-    RETURNING c.cert_id
-),
-ins AS (
-    INSERT INTO wh.certificate (kind, cert_key, facility_code, issued_on, person_id, event_at, record,
-                                content_hash, first_batch_id, last_batch_id, last_source)
-    SELECT %(kind)s, s.cert_key, s.facility_code, s.issued_on, s.person_id, s.event_at, s.record, s.content_hash,
-           %(batch)s, %(batch)s, %(source)s
-    FROM _stage s JOIN cur ON cur.row_no = s.row_no
-    WHERE cur.cert_id IS NULL
-    RETURNING cert_id, cert_key
-),
-res AS (
-    SELECT s.row_no, s.source_record_id, s.cert_key, s.content_hash, s.raw_hash,
-           COALESCE(cur.cert_id, ins.cert_id) AS cert_id,
-           CASE WHEN cur.cert_id IS NULL THEN 'stored'
-                WHEN cur.same THEN 'unchanged'
-                WHEN cur.status = 'used' THEN 'refused'
-                ELSE 'updated' END AS outcome
-    FROM _stage s JOIN cur ON cur.row_no = s.row_no LEFT JOIN ins ON ins.cert_key = s.cert_key
-),
-prov AS (
-    INSERT INTO wh.certificate_source (cert_id, source, source_ref, source_record_id, content_hash, raw_hash,
-                                       first_batch_id, last_batch_id)
-    SELECT cert_id, %(source)s, %(source_ref)s, source_record_id, content_hash, raw_hash, %(batch)s, %(batch)s
-    FROM res WHERE outcome <> 'refused'
-    ON CONFLICT (cert_id, source, source_ref) DO UPDATE
-    SET source_record_id = EXCLUDED.source_record_id, content_hash = EXCLUDED.content_hash,
-        raw_hash = EXCLUDED.raw_hash, last_batch_id = EXCLUDED.last_batch_id, last_seen_at = now()
-),
-out AS (
-    INSERT INTO wh.batch_record (batch_id, row_no, source_record_id, cert_key, cert_id, outcome, reasons)
-    SELECT %(batch)s, row_no, source_record_id, cert_key, cert_id, outcome,
-           CASE WHEN outcome = 'refused' THEN %(used)s::jsonb END
-    FROM res
-    RETURNING row_no, cert_key, cert_id, outcome
+    FROM _stage s
+    WHERE c.cert_id = s.cert_id AND s.outcome = 'updated'
 )
-SELECT row_no, cert_key, cert_id, outcome FROM out
+INSERT INTO wh.certificate_source (cert_id, source, source_ref, source_record_id, content_hash, raw_hash,
+                                   first_batch_id, last_batch_id)
+SELECT cert_id, %(source)s, %(source_ref)s, source_record_id, content_hash, raw_hash, %(batch)s, %(batch)s
+FROM _stage WHERE outcome <> 'refused'
+ON CONFLICT (cert_id, source, source_ref) DO UPDATE
+SET source_record_id = EXCLUDED.source_record_id, content_hash = EXCLUDED.content_hash,
+    raw_hash = EXCLUDED.raw_hash, last_batch_id = EXCLUDED.last_batch_id, last_seen_at = now()
 """
 
+CERT_COPY = ("COPY wh.certificate (cert_id, kind, cert_key, facility_code, issued_on, person_id, event_at, record, "
+             "content_hash, first_batch_id, last_batch_id, last_source) FROM STDIN")
+SOURCE_COPY = ("COPY wh.certificate_source (cert_id, source, source_ref, source_record_id, content_hash, raw_hash, "
+               "first_batch_id, last_batch_id) FROM STDIN")
+OUTCOME_COPY = ("COPY wh.batch_record (batch_id, row_no, source_record_id, cert_key, cert_id, outcome, reasons) "
+                "FROM STDIN")
 
-def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, source_ref: str,
-           records: Sequence[Mapping], record_ids: Sequence[str | None] | None = None,
-           refusals: Mapping[int, list[dict]] | None = None) -> BatchResult:
-    """Normalise, validate and upsert one batch in one transaction. Returns counts (no personal data).
 
-    `refusals`: reasons an adapter found itself (e.g. a file row of another facility), by record index;
-    such a record is refused with them, in addition to what validation finds."""
+# Fields of a staged (valid, to be applied) record.
+ROW, RID, KEY, FAC, ISS, PER, EVT, DOC, HASH, RAW = range(10)
+
+
+@dataclass
+class Prepared:
+    """One batch normalised and validated, ready to apply: no database work left but the upsert."""
+
+    kind: str
+    source: str
+    source_ref: str
+    records: Sequence
+    ids: list
+    raws: list[bytes]
+    resent: dict[bytes, tuple]  # raw hash -> (cert_id, cert_key, content_hash) already stored from this source
+    rows: list
+    reasons: list[list[dict]]
+    staged: dict[str, tuple]  # cert_key -> staged record (the last valid record of the key in the batch)
+    earlier: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row_no, key, hash): superseded copies
+
+
+def lookup_resent(conn: psycopg.Connection, *, kind: str, source: str, source_ref: str,
+                  raws: Sequence[bytes]) -> dict[bytes, tuple]:
+    """Raw hashes this source already sent for stored certificates: those records need no new work."""
+    return {h: (cert_id, key, chash) for h, cert_id, key, chash in conn.execute(
+        RESENT_SQL, (source, source_ref, list(set(raws)), kind))}
+
+
+def prepare(*, kind: str, source: str, source_ref: str, records: Sequence[Mapping],
+            record_ids: Sequence[str | None] | None = None, refusals: Mapping[int, list[dict]] | None = None,
+            raws: list[bytes] | None = None, resent: dict[bytes, tuple] | None = None) -> Prepared:
+    """Normalise, validate, hash and de-duplicate one batch (no database work)."""
     spec = kind_spec(kind)
     k = KEYS[kind]
     n = len(records)
     ids = list(record_ids) if record_ids is not None else [None] * n
-    raws = [raw_hash(r) for r in records]
-    resent = {h: (cert_id, key, chash) for h, cert_id, key, chash in conn.execute(
-        RESENT_SQL, (source, source_ref, list(set(raws)), kind))}
-    todo = [i for i in range(n) if raws[i] not in resent]
+    raws = raws if raws is not None else [raw_hash(r) for r in records]
+    resent = resent or {}
+    todo = [i for i in range(n) if raws[i] not in resent] if resent else range(n)
 
     rows: list[dict | None] = [None] * n
     reasons: list[list[dict]] = [[] for _ in range(n)]
@@ -214,83 +224,122 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
     # Valid rows: canonical JSON, hash, key. In-batch duplicates: the last record of a key wins.
     staged: dict[str, tuple] = {}
     earlier: list[tuple[int, str, bytes]] = []
+    fk, ik, pk, ek = k["facility"], k["issued"], k["person"], k["event"]
     for i in todo:
-        row = rows[i]
         if reasons[i]:
             continue
+        row = rows[i]
         key = cert_key(kind, row)
         doc = canonical_json(row)
         h = content_hash(doc)
         prev = staged.get(key)
         if prev is not None:
-            earlier.append((prev[0], key, prev[8]))
-        staged[key] = (i + 1, ids[i], key, row.get(k["facility"]), _iso_date(row.get(k["issued"])),
-                       row.get(k["person"]), _iso_ts(row.get(k["event"])), doc.decode(), h, raws[i])
-    # A re-sent record (identical to what is stored) that comes after a different copy of the same
-    # certificate in this batch wins: the earlier copy must not overwrite it.
-    resent_last = {}
-    for i in range(n):
-        if raws[i] in resent:
-            resent_last[resent[raws[i]][1]] = i
-    for key in [k for k, t in staged.items() if resent_last.get(k, -1) > t[0] - 1]:
-        row_no = staged.pop(key)[0]
-        reasons[row_no - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
+            earlier.append((prev[ROW], key, prev[HASH]))
+        staged[key] = (i + 1, ids[i], key, row.get(fk), _iso_date(row.get(ik)), row.get(pk), _iso_ts(row.get(ek)),
+                       doc.decode(), h, raws[i])
+    if resent:
+        # A re-sent record (identical to what is stored) that comes after a different copy of the same
+        # certificate in this batch wins: the earlier copy must not overwrite it.
+        resent_last = {resent[raws[i]][1]: i for i in range(n) if raws[i] in resent}
+        for key in [key for key, t in staged.items() if resent_last.get(key, -1) > t[ROW] - 1]:
+            reasons[staged.pop(key)[ROW] - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
+        # ...and a re-sent record followed by a different copy of the same certificate loses to it.
+        for i in range(n):
+            if raws[i] in resent:
+                _, key, chash = resent[raws[i]]
+                if key in staged and staged[key][ROW] - 1 > i and staged[key][HASH] != chash:
+                    reasons[i] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
     for row_no, key, h in earlier:
-        if key not in staged or h != staged[key][8]:
+        if key not in staged or h != staged[key][HASH]:
             reasons[row_no - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
-    # ...and a re-sent record followed by a different copy of the same certificate loses to it.
-    for i in range(n):
-        if raws[i] in resent:
-            _, key, chash = resent[raws[i]]
-            if key in staged and staged[key][0] - 1 > i and staged[key][8] != chash:
-                reasons[i] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
+    return Prepared(kind=kind, source=source, source_ref=source_ref, records=records, ids=ids, raws=raws,
+                    resent=resent, rows=rows, reasons=reasons, staged=staged, earlier=earlier)
 
+
+def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
+    """Upsert a prepared batch by the warehouse rules, in one transaction, and record every outcome.
+
+    Certificates not yet known are COPYed straight into the warehouse (ids drawn beforehand); only records of
+    known certificates go through a staging table and one statement (history, disagreement, update, provenance).
+    """
+    kind, source, source_ref = p.kind, p.source, p.source_ref
+    spec = kind_spec(kind)
+    n = len(p.records)
     result = BatchResult(batch_id=batch_id, kind=kind, received=n)
+    counts: Counter = Counter()
+    rules: Counter = Counter()
+    outcomes: list[tuple] = []  # wh.batch_record rows
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_IDS[kind],))
-        conn.execute(STAGE_DDL)
-        with conn.cursor().copy("COPY _stage FROM STDIN") as copy:
-            for t in staged.values():
-                copy.write_row(t)
-        conn.execute("ANALYZE _stage")
-        # Lock the known certificates first, so a registrar marking one used cannot slip in between.
-        conn.execute("SELECT c.cert_id FROM wh.certificate c JOIN _stage s ON c.cert_key = s.cert_key "
-                     "WHERE c.kind = %s ORDER BY c.cert_id FOR UPDATE OF c", (kind,))
-        applied = conn.execute(APPLY_SQL, {"kind": kind, "batch": batch_id, "source": source,
-                                           "source_ref": source_ref,
-                                           "used": Jsonb([reason(spec.key, "ALREADY_USED")])}).fetchall()
-        winners = {key: cert_id for _, key, cert_id, _ in applied}
-        counts = Counter(outcome for *_, outcome in applied)
-        rules = Counter("ALREADY_USED" for *_, o in applied if o == "refused")
+        # Known certificates are locked first, so a registrar marking one used cannot slip in between.
+        known = {r[0]: r[1:] for r in conn.execute(KNOWN_SQL, (kind, list(p.staged)))} if p.staged else {}
+        new = [t for key, t in p.staged.items() if key not in known]
+        winners: dict[str, int] = {}
+        if new:
+            cert_ids = [r[0] for r in conn.execute(NEW_IDS_SQL, (len(new),))]
+            with conn.cursor().copy(CERT_COPY) as copy:
+                for cid, t in zip(cert_ids, new, strict=True):
+                    copy.write_row((cid, kind, t[KEY], t[FAC], t[ISS], t[PER], t[EVT], t[DOC], t[HASH],
+                                    batch_id, batch_id, source))
+            with conn.cursor().copy(SOURCE_COPY) as copy:
+                for cid, t in zip(cert_ids, new, strict=True):
+                    copy.write_row((cid, source, source_ref, t[RID], t[HASH], t[RAW], batch_id, batch_id))
+            for cid, t in zip(cert_ids, new, strict=True):
+                winners[t[KEY]] = cid
+                outcomes.append((batch_id, t[ROW], t[RID], t[KEY], cid, "stored", None))
+            counts["stored"] += len(new)
+        if known:
+            used = json.dumps([reason(spec.key, "ALREADY_USED")], ensure_ascii=False)
+            stage = []
+            for key, (cid, status, chash, _) in known.items():
+                t = p.staged[key]
+                outcome = "unchanged" if chash == t[HASH] else "refused" if status == "used" else "updated"
+                stage.append((cid, t[ROW], t[RID], t[FAC], t[ISS], t[PER], t[EVT], t[DOC], t[HASH], t[RAW], outcome))
+                winners[key] = cid
+                outcomes.append((batch_id, t[ROW], t[RID], key, cid, outcome, used if outcome == "refused" else None))
+                counts[outcome] += 1
+            rules["ALREADY_USED"] += counts["refused"]
+            conn.execute(STAGE_DDL)
+            with conn.cursor().copy(f"COPY _stage ({', '.join(STAGE_COLS)}) FROM STDIN") as copy:
+                for t in stage:
+                    copy.write_row(t)
+            if len(stage) > 1000:
+                conn.execute("ANALYZE _stage")
+            conn.execute(APPLY_KNOWN_SQL, {"batch": batch_id, "source": source, "source_ref": source_ref})
 
         # Records not staged: re-sent unchanged, refused by validation, earlier copies of a batch duplicate.
-        resent_rows = [i for i in range(n) if raws[i] in resent and not reasons[i]]
+        resent, raws, reasons = p.resent, p.raws, p.reasons
+        resent_rows = [i for i in range(n) if raws[i] in resent and not reasons[i]] if resent else []
         resent_ids = sorted({resent[raws[i]][0] for i in resent_rows})
         if resent_ids:
             conn.execute(TOUCH_SQL, {"batch": batch_id, "ids": resent_ids, "source": source,
                                      "source_ref": source_ref})
-        with conn.cursor().copy("COPY wh.batch_record (batch_id, row_no, source_record_id, cert_key, cert_id, "
-                                "outcome, reasons) FROM STDIN") as copy:
-            for i in resent_rows:
-                cert_id, key, _ = resent[raws[i]]
-                copy.write_row((batch_id, i + 1, ids[i], key, cert_id, "unchanged", None))
+        for i in resent_rows:
+            cert_id, key, _ = resent[raws[i]]
+            outcomes.append((batch_id, i + 1, p.ids[i], key, cert_id, "unchanged", None))
+        counts["unchanged"] += len(resent_rows)
+        for row_no, key, _ in p.earlier:
+            if not reasons[row_no - 1]:
+                outcomes.append((batch_id, row_no, p.ids[row_no - 1], key, winners.get(key), "unchanged", None))
                 counts["unchanged"] += 1
-            for row_no, key, _ in earlier:
-                if not reasons[row_no - 1]:
-                    copy.write_row((batch_id, row_no, ids[row_no - 1], key, winners.get(key), "unchanged", None))
-                    counts["unchanged"] += 1
-            for i, why in enumerate(reasons):
-                if why:
-                    key = cert_key(kind, rows[i]) if rows[i] else resent[raws[i]][1] if raws[i] in resent else None
-                    copy.write_row((batch_id, i + 1, ids[i], key, None, "refused", json.dumps(why, ensure_ascii=False)))
-                    counts["refused"] += 1
-                    rules.update({r["code"] for r in why})
-        with conn.cursor().copy("COPY wh.refused_record (batch_id, row_no, payload) FROM STDIN") as copy:
-            for i, why in enumerate(reasons):
-                if why:
-                    copy.write_row((batch_id, i + 1, json.dumps(dict(records[i]) if isinstance(records[i], Mapping)
-                                                                else {"value": records[i]},
-                                                                ensure_ascii=False, default=str)))
+        refused = [i for i, why in enumerate(reasons) if why]
+        for i in refused:
+            why = reasons[i]
+            row = p.rows[i]
+            key = cert_key(kind, row) if row else resent[raws[i]][1] if raws[i] in resent else None
+            outcomes.append((batch_id, i + 1, p.ids[i], key, None, "refused", json.dumps(why, ensure_ascii=False)))
+            rules.update({r["code"] for r in why})
+        counts["refused"] += len(refused)
+        outcomes.sort(key=lambda r: r[1])
+        with conn.cursor().copy(OUTCOME_COPY) as copy:
+            for r in outcomes:
+                copy.write_row(r)
+        if refused:
+            with conn.cursor().copy("COPY wh.refused_record (batch_id, row_no, payload) FROM STDIN") as copy:
+                for i in refused:
+                    rec = p.records[i]
+                    copy.write_row((batch_id, i + 1, json.dumps(dict(rec) if isinstance(rec, Mapping) else
+                                                                {"value": rec}, ensure_ascii=False, default=str)))
         result.stored, result.updated = counts["stored"], counts["updated"]
         result.unchanged, result.refused = counts["unchanged"], counts["refused"]
         result.refusals_by_rule = dict(sorted(rules.items()))
@@ -302,3 +351,55 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
     log.info("batch %s (%s %s/%s): %s", batch_id, kind, source, source_ref,
              {k: v for k, v in result.summary().items() if k not in ("batch_id", "kind")})
     return result
+
+
+def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, source_ref: str,
+           records: Sequence[Mapping], record_ids: Sequence[str | None] | None = None,
+           refusals: Mapping[int, list[dict]] | None = None) -> BatchResult:
+    """Normalise, validate and upsert one batch in one transaction. Returns counts (no personal data).
+
+    `refusals`: reasons an adapter found itself (e.g. a file row of another facility), by record index;
+    such a record is refused with them, in addition to what validation finds.
+    """
+    raws = [raw_hash(r) for r in records]
+    resent = lookup_resent(conn, kind=kind, source=source, source_ref=source_ref, raws=raws)
+    p = prepare(kind=kind, source=source, source_ref=source_ref, records=records, record_ids=record_ids,
+                refusals=refusals, raws=raws, resent=resent)
+    return apply(conn, batch_id, p)
+
+
+def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[str | None] | None, dict]], *,
+                  kind: str, source: str, source_ref: str, run_id: str | None = None) -> Iterator[BatchResult]:
+    """Ingest many batches of one source in order (a backfill): each is its own batch and transaction.
+
+    While the database applies batch N (a worker thread waiting on PostgreSQL), this thread normalises and
+    validates batch N+1, so both cores work. `batches` yields (records, record_ids or None, batch meta).
+    Results come in order; on an error the batch prepared but not applied is marked failed.
+    """
+    from certpipe import warehouse
+
+    with warehouse.connect(dsn) as side, warehouse.connect(dsn) as conn, \
+            ThreadPoolExecutor(1, thread_name_prefix="certpipe-apply") as pool:
+        side.autocommit = True
+        pending: Future | None = None
+        pending_id = waiting = None  # batch being applied; batch prepared but not yet handed over
+        try:
+            for records, ids, meta in batches:
+                waiting = warehouse.create_batch(side, source=source, source_ref=source_ref, kind=kind,
+                                                 run_id=run_id, meta=meta)
+                raws = [raw_hash(r) for r in records]
+                resent = lookup_resent(side, kind=kind, source=source, source_ref=source_ref, raws=raws)
+                p = prepare(kind=kind, source=source, source_ref=source_ref, records=records, record_ids=ids,
+                            raws=raws, resent=resent)
+                if pending is not None:
+                    yield pending.result()
+                pending, pending_id, waiting = pool.submit(apply, conn, waiting, p), waiting, None
+            if pending is not None:
+                yield pending.result()
+        except BaseException:
+            failed = [waiting] if waiting is not None else []
+            if pending is not None and pending.exception() is not None:  # waits for the batch being applied
+                failed.append(pending_id)
+            for batch_id in failed:
+                warehouse.mark_batch(side, batch_id, "failed")
+            raise

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from functools import cache, lru_cache
+from functools import cache
 
 from certpipe.schema import FieldSpec, KindSpec, reason
 
@@ -34,10 +34,6 @@ class Invalid(ValueError):
     def __init__(self, code: str):
         super().__init__(code)
         self.code = code
-
-
-def _blank(v) -> bool:
-    return isinstance(v, float) and v != v  # NaN, as spreadsheets and pandas give empty cells
 
 
 def norm_text(v) -> str:
@@ -165,68 +161,106 @@ def _nationality(v) -> str:
 
 
 def _handler(f: FieldSpec):
-    """The normalising function of one field; values of codes and dates repeat a lot, so those are cached."""
+    """The normalising function of one field."""
     t = f.type
     if t == "text":
-        fn = norm_text
-    elif t in ("code", "digits"):
+        return norm_text
+    if t in ("code", "digits"):
         pad = f.pad
 
         def fn(v, pad=pad, digits=t == "digits", width=f.max):
             return norm_code(v, pad or (width if digits and _number_text(v) else None))
-    else:
-        fn = {"id": norm_id, "int": norm_int, "date": norm_date, "datetime": norm_datetime,
-              "nationality": _nationality}[t]
-    if t in ("text", "id"):
         return fn
-    cached = lru_cache(maxsize=65536)(fn)
+    return {"id": norm_id, "int": norm_int, "date": norm_date, "datetime": norm_datetime,
+            "nationality": _nationality}[t]
 
-    def safe(v):
-        try:
-            return cached(v)
-        except TypeError:  # unhashable value
-            return fn(v)
-    return safe
+
+class _Fail:
+    """A cached outcome that is not a value: blank (code None) or a refusal code."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, code: str | None):
+        self.code = code
+
+
+_BLANK = _Fail(None)
+_CACHE_MAX = 65536
+
+
+def _outcome(fn, value, width: int | None):
+    try:
+        value = fn(value)
+    except Blank:
+        return _BLANK
+    except Invalid as e:
+        return _Fail(e.code)
+    if width and type(value) is str and len(value) > width:
+        return _Fail("TOO_LONG")
+    return value
 
 
 @cache
-def _plan(spec: KindSpec) -> dict[str, tuple[str, object, int | None]]:
-    return {src: (name, _handler(spec.by_name[name]), spec.by_name[name].max) for src, name in spec.lookup.items()}
+def _plan(spec: KindSpec) -> dict[str, tuple]:
+    """Source name (upper case) -> (canonical name, function, max width, cache of text values or None).
+
+    Codes and dates repeat a lot, so their outcomes are cached per text value (bounded); free text and IDs
+    do not repeat, so they are not."""
+    plan = {}
+    for src, name in spec.lookup.items():
+        f = spec.by_name[name]
+        plan[src] = (name, _handler(f), f.max, None if f.type in ("text", "id") else {})
+    return plan
 
 
-def normalise_record(raw: Mapping, spec: KindSpec, plan: dict | None = None) -> tuple[dict, list[dict]]:
-    """Map one raw record (official names or aliases, any case) to a canonical record plus reasons."""
-    out: dict = {}
-    reasons: list[dict] = []
-    plan = plan or _plan(spec)
-    for key, value in raw.items():
+def _steps(spec: KindSpec, keys: tuple) -> tuple:
+    """The steps for records with exactly these keys (records of one source share them)."""
+    plan = _plan(spec)
+    steps = []
+    for key in keys:
         step = plan.get(key) or (plan.get(key.upper()) if isinstance(key, str) else None)
-        if step is None or value is None or value == "" or (type(value) is float and _blank(value)):
-            continue
-        name, fn, width = step
-        try:
-            value = fn(value)
-            if width and type(value) is str and len(value) > width:
-                raise Invalid("TOO_LONG")
-        except Blank:
-            continue
-        except Invalid as e:
-            reasons.append(reason(name, e.code))
-            continue
-        if value != "":
-            out[name] = value
-    return out, reasons
+        if step is not None:
+            steps.append((key, *step))
+    return tuple(steps)
+
+
+def normalise_record(raw: Mapping, spec: KindSpec) -> tuple[dict, list[dict]]:
+    """Map one raw record (official names or aliases, any case) to a canonical record plus reasons."""
+    rows, reasons = normalise([raw], spec)
+    return rows[0], reasons[0]
 
 
 def normalise(records: Iterable, spec: KindSpec) -> tuple[list[dict], list[list[dict]]]:
     rows, reasons = [], []
-    plan = _plan(spec)
+    compiled: dict[tuple, tuple] = {}  # key set -> steps
     for raw in records:
         if not isinstance(raw, Mapping):
             rows.append({})
             reasons.append([reason(None, "NOT_A_RECORD")])
             continue
-        rec, why = normalise_record(raw, spec, plan)
-        rows.append(rec)
+        out: dict = {}
+        why: list[dict] = []
+        keys = tuple(raw)
+        steps = compiled.get(keys)
+        if steps is None:
+            steps = compiled[keys] = _steps(spec, keys)
+        for key, name, fn, width, memo in steps:
+            value = raw[key]
+            if value is None or value == "" or (type(value) is float and value != value):  # NaN: empty cell
+                continue
+            if memo is not None and type(value) is str:
+                got = memo.get(value)
+                if got is None:
+                    if len(memo) >= _CACHE_MAX:
+                        memo.clear()
+                    got = memo[value] = _outcome(fn, value, width)
+            else:
+                got = _outcome(fn, value, width)
+            if type(got) is _Fail:
+                if got.code:
+                    why.append(reason(name, got.code))
+            elif got != "":
+                out[name] = got
+        rows.append(out)
         reasons.append(why)
     return rows, reasons

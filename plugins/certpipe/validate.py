@@ -91,9 +91,9 @@ def validate(rows: list[dict], spec: KindSpec, prior: list[list[dict]] | None = 
     reasons = [list(p) for p in prior] if prior else [[] for _ in rows]
     if not rows:
         return reasons
-    failed_fields = [{r["field"] for r in rs} for rs in reasons]
     for idx, rs in suite_runner(spec.kind).run(to_frame(rows, spec)).items():
-        reasons[idx].extend(r for r in rs if r["field"] not in failed_fields[idx])
+        failed = {r["field"] for r in reasons[idx]}  # a field normalisation refused is not reported twice
+        reasons[idx].extend(r for r in rs if r["field"] not in failed)
     check = rules.checker(spec.kind)
     for i, row in enumerate(rows):
         if row:

@@ -13,7 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.bhxh.conftest import bhxh  # noqa: F401  (BHXH sandbox fixture, reused by the alert tests)
 from tests.dags.conftest import his_env  # noqa: F401  (HIS sandbox fixture, reused by the alert tests)
+from tests.excel.conftest import bucket  # noqa: F401  (local inbox bucket, reused by the alert tests)
 
 
 class Webhook:

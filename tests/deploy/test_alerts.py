@@ -3,6 +3,7 @@ identifiers and counts only (no personal data)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import httpx
@@ -106,3 +107,81 @@ def test_email_channel_uses_the_smtp_connection(monkeypatch):
     [mail] = sent
     assert mail["conn"] == "smtp_alerts" and mail["to"] == ["ops@example.vn", "oncall@example.vn"]
     assert mail["subject"] == "[certpipe] task failed: his_pull.t" and "record" not in mail["html_content"]
+
+
+def _no_personal_data(webhook, pii: set[str]) -> None:
+    for a in webhook.received:
+        assert set(a) <= alerts.ALLOWED, set(a) - alerts.ALLOWED
+    body = b"\n".join(webhook.raw).decode()
+    leaked = sorted(v for v in pii if v in body)
+    assert not leaked, f"{len(leaked)} personal value(s) in the alerts"
+
+
+def _pii(records) -> set[str]:
+    from tests.dags.test_personal_data import PII_FIELDS
+
+    return {str(r[f]).strip() for r in records for f in PII_FIELDS if len(str(r.get(f) or "").strip()) >= 6}
+
+
+def test_excel_file_refused_above_threshold_alerts_a_clean_one_does_not(bucket, warehouse_dsn, alerting, webhook,
+                                                                        tmp_path):
+    from tests.excel.conftest import FACILITY, births, template_file
+    from tests.excel.test_inbox import drop, run
+
+    alerting(refusal_rate=0.2)
+    clean = list({r["MA_GCS"]: r for r in births(10, seed=21, bad_ratio=0)[0]}.values())
+    drop(bucket, "sach.xlsx", template_file(tmp_path / "sach.xlsx", clean).read_bytes())
+    [res] = run(bucket, warehouse_dsn)
+    assert (res["status"], res["refused"]) == ("done", 0)
+    assert webhook.received == []
+
+    bad = list({r["MA_GCS"]: r for r in births(10, seed=22, bad_ratio=0)[0]}.values())
+    for r in bad[:5]:
+        r["GIOI_TINH_CON"] = "9"
+    drop(bucket, "sai.xlsx", template_file(tmp_path / "sai.xlsx", bad).read_bytes())
+    [res] = run(bucket, warehouse_dsn)
+    assert (res["status"], res["refused"]) == ("done", 5)
+    [a] = webhook.received
+    assert a["event"] == "refusal_rate" and a["source"] == "excel" and a["source_ref"] == FACILITY
+    assert a["kind"] == "GCS" and a["batch_id"] > 0
+    assert (a["received"], a["refused"], a["refusal_rate"]) == (len(bad), 5, round(5 / len(bad), 4))
+    assert a["refusals_by_rule"] == {"SEX_CODE": 5}
+    pii = _pii(clean + bad)
+    assert len(pii) > 20
+    _no_personal_data(webhook, pii)
+
+
+def test_bhxh_window_refused_above_threshold_alerts_a_clean_one_does_not(bhxh, warehouse_dsn, alerting, webhook):
+    from certpipe.sources import bhxh as source
+    from sandbox.generate import generate_births
+    from tests.bhxh.conftest import CLIENT, DAY, WINDOWS, load
+
+    alerting(refusal_rate=0.2)
+    start, end = WINDOWS[0]
+    items = []
+    for facility, seed in (("01020", 31), ("96025", 32)):  # province 01 clean; province 96 half refused
+        batch = generate_births(10, facility=facility, seed=seed, now=DAY.replace(hour=8), bad_ratio=0,
+                                dup_ratio=0, resubmit_ratio=0)
+        latest = list({e["id"]: e for e in batch}.values())
+        for j, env in enumerate(latest):
+            if facility == "96025" and j % 2 == 0:
+                env["record"]["GIOI_TINH_CON"] = "9"
+            items.append({"id": f"B-{env['id']}", "updated_at": (start + dt.timedelta(minutes=20 + j)).isoformat(),
+                          "record": env["record"]})
+    load(bhxh, "GCS", items)
+
+    clean = source.ingest_window(source.pull_window("01", "GCS", start, end, warehouse_dsn, client=CLIENT),
+                                 warehouse_dsn)
+    assert clean["received"] > 0 and clean["refused"] == 0
+    assert webhook.received == []
+    bad = source.ingest_window(source.pull_window("96", "GCS", start, end, warehouse_dsn, client=CLIENT),
+                               warehouse_dsn)
+    assert bad["received"] > 0 and bad["refused"] / bad["received"] > 0.2
+    [a] = webhook.received
+    assert a["event"] == "refusal_rate" and a["source"] == "bhxh" and a["source_ref"] == "96"
+    assert (a["batch_id"], a["kind"], a["received"], a["refused"]) == (bad["batch_id"], "GCS", bad["received"],
+                                                                      bad["refused"])
+    assert a["refusals_by_rule"] == {"SEX_CODE": bad["refused"]}
+    pii = _pii(i["record"] for i in items)
+    assert len(pii) > 20
+    _no_personal_data(webhook, pii)

@@ -222,3 +222,63 @@ def test_files_still_being_written_are_left_alone(bucket, warehouse_dsn, tmp_pat
     out = excel.scan(bucket, warehouse_dsn, min_age=60)
     assert out["file_ids"] == [] and out["too_recent"] == 1
     assert files(bucket, "inbox") == [f"{FACILITY}/dang-chep.xlsx"]
+
+
+def test_rows_of_another_facility_are_refused_and_fed_back(bucket, wh, warehouse_dsn, tmp_path):
+    from certpipe.excel.result import OUTCOME_TEXT
+    from certpipe.schema import message
+
+    gcs = list({r["MA_GCS"]: r for r in births(10, seed=13, bad_ratio=0)[0]}.values())  # one version each
+    gbt = list({r["MA_GBT"]: r for r in deaths(6, seed=13, bad_ratio=0)[0]}.values())
+    other_gcs = births(1, seed=14, facility="79034", bad_ratio=0)[0][0]
+    other_gbt = deaths(1, seed=14, facility="96025", bad_ratio=0)[0][0]
+    gcs.insert(4, other_gcs)
+    gbt.insert(2, other_gbt)
+    gcs[2]["MA_CSKCB"] = None  # no facility code: the folder's
+    src = tmp_path / "src.xlsx"
+    where = his_export(src, [("Sinh", "GCS", gcs), ("Tử vong", "GBT", gbt)], use_codes=True)
+    # the folder's own code as Excel mangles it: a number (leading zero lost), padded with spaces
+    book = openpyxl.load_workbook(src)
+    for sheet, name, field, mangled in ((2, "Sinh", "MA_CSKCB", {0: 1020, 1: " 01020 "}),
+                                        (3, "Tử vong", "MACSKCB", {0: 1020.0, 3: "01020 "})):
+        ws = book[name]
+        col = next(c.column for c in ws[5] if c.value == field)
+        for i, v in mangled.items():
+            ws.cell(where[(sheet, i)], col, v)
+    book.save(src)
+    drop(bucket, "thang-11.xlsx", src.read_bytes())
+
+    [res] = run(bucket, warehouse_dsn)
+    assert res["status"] == "done"
+    assert (res["received"], res["refused"], res["stored"]) == (len(gcs) + len(gbt), 2, len(gcs) + len(gbt) - 2)
+    assert res["refusals_by_rule"] == {"FACILITY_MISMATCH": 2}
+    fid = res["file_id"]
+    decided = {rid: (outcome, reasons, kept) for rid, outcome, reasons, kept in wh.execute(
+        "SELECT r.source_record_id, r.outcome, r.reasons, x.payload IS NOT NULL FROM wh.batch_record r "
+        "JOIN wh.excel_file_batch b USING (batch_id) LEFT JOIN wh.refused_record x USING (batch_id, row_no) "
+        "WHERE b.file_id = %s", (fid,))}
+    refused = {rid: (reasons, kept) for rid, (outcome, reasons, kept) in decided.items() if outcome == "refused"}
+    assert refused == {
+        f"2!{where[(2, 4)]}": ([{"field": "MA_CSKCB", "code": "FACILITY_MISMATCH",
+                                 "message": message("FACILITY_MISMATCH")}], True),
+        f"3!{where[(3, 2)]}": ([{"field": "MACSKCB", "code": "FACILITY_MISMATCH",
+                                 "message": message("FACILITY_MISMATCH")}], True)}
+    facilities = {f for (f,) in wh.execute("SELECT DISTINCT facility_code FROM wh.certificate")}
+    assert facilities == {FACILITY}
+    keys = {k for (k,) in wh.execute("SELECT cert_key FROM wh.certificate")}
+    assert other_gcs["MA_GCS"] not in keys and other_gbt["MA_GBT"] not in keys
+    assert gcs[2]["MA_GCS"] in keys and gbt[0]["MA_GBT"] in keys
+
+    result = result_book(bucket, f"results/{FACILITY}/{fid}-thang-11-ket-qua.xlsx")
+    summary = [v for row in result["Tóm tắt"].iter_rows(values_only=True) for v in row]
+    assert message("FACILITY_MISMATCH") in summary
+    for name, sheet, i, field in (("Sinh", 2, 4, "MA_CSKCB"), ("Tử vong", 3, 2, "MACSKCB")):
+        ws = result[name]
+        head = [c.value for c in ws[1]]
+        col = next(j for j, h in enumerate(head) if h == field or str(h).endswith(f"({field})"))
+        rows = {r[0].value: r for r in ws.iter_rows(min_row=2)}
+        row = rows[where[(sheet, i)]]
+        assert row[1].value == OUTCOME_TEXT["refused"]
+        assert row[col].comment and message("FACILITY_MISMATCH") in row[col].comment.text
+        assert row[col].fill.fgColor.rgb == "FFFFC7CE"
+        assert sum(1 for r in rows.values() if r[1].value == OUTCOME_TEXT["refused"]) == 1

@@ -12,6 +12,7 @@ import logging
 import re
 
 from certpipe import warehouse
+from certpipe.alerts import check_refusal_rate
 from certpipe.hooks.bhxh import CRITERIA, BhxhHook
 from certpipe.ingest import ingest
 
@@ -70,7 +71,8 @@ def pull_window(province: str, kind: str, start: dt.datetime, end: dt.datetime, 
 
 
 def ingest_window(batch: dict, dsn: str) -> dict:
-    """Ingest a landed window, then move the (province, kind) watermark to the window's end."""
+    """Ingest a landed window, then move the (province, kind) watermark to the window's end. A window refused
+    above the threshold raises an alert (Variable `alerting`)."""
     with warehouse.connect(dsn) as conn:
         ids, payloads = warehouse.landed(conn, batch["batch_id"])
         result = ingest(conn, batch_id=batch["batch_id"], kind=batch["kind"], source=SOURCE,
@@ -79,7 +81,9 @@ def ingest_window(batch: dict, dsn: str) -> dict:
         warehouse.mark_batch(conn, batch["batch_id"], "ingested", {"disagreements": n_dis})
         warehouse.set_watermark(conn, SOURCE, batch["province"], batch["kind"],
                                 dt.datetime.fromisoformat(batch["window_end"]), batch["batch_id"])
-    return {**batch, **result.summary(), "disagreements": n_dis}
+    out = {**batch, **result.summary(), "disagreements": n_dis}
+    check_refusal_rate({**out, "source_ref": batch["province"]}, source=SOURCE)
+    return out
 
 
 # ---------------------------------------------------------------- registrar look-up
@@ -162,7 +166,12 @@ def mask(criteria: dict[str, str]) -> dict[str, str]:
 
 
 def lookup(params: dict, dsn: str, *, run_id: str | None = None, client: dict | None = None) -> dict:
-    """Fetch from BHXH, land, validate and upsert through the core; the batch records the (masked) request."""
+    """Fetch from BHXH, land, validate and upsert through the core; the batch records the (masked) request.
+
+    No refusal-rate alert here (unlike the pull): a look-up fetches the handful of certificates one registrar
+    asked for (usually 0 to 2), so one refused record is already "100 %" and says nothing about the source's
+    quality, and the registrar sees every outcome in the answer. The source's quality is watched by the
+    windowed pull (per pilot province), which alerts."""
     kind, criteria = parse_request(params)
     rtype = str(params["request_type"]).strip().upper()
     items = _hook(client).lookup(kind, criteria)

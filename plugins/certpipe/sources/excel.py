@@ -39,9 +39,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from certpipe import warehouse
+from certpipe.alerts import check_refusal_rate
 from certpipe.excel import config
 from certpipe.excel.reader import Limits, Unreadable, Workbook, check_file
 from certpipe.ingest import KEYS, ingest
+from certpipe.normalize import norm_code
+from certpipe.schema import kind_spec, reason
 
 log = logging.getLogger(__name__)
 SOURCE = "excel"
@@ -434,21 +437,39 @@ def _land(conn: psycopg.Connection, f: dict, local: Path, run_id, chunk_rows: in
              sum(s["rows"] for s in sheets), sum(1 for s in sheets if s["kind"]))
 
 
+def _other_facility(kind: str, payloads: list, facility: str) -> dict[int, list[dict]]:
+    """Rows that name another facility than the folder's: refused FACILITY_MISMATCH (by row index).
+    Rows without a facility code get the folder's (in place). Codes are compared normalised, so a code that
+    Excel turned into a number (lost leading zero) or typed with spaces still matches."""
+    fac_field = KEYS[kind]["facility"]
+    pad = kind_spec(kind).by_name[fac_field].pad
+    own = norm_code(facility, pad)
+    refusals: dict[int, list[dict]] = {}
+    for i, p in enumerate(payloads):
+        if not isinstance(p, dict):
+            continue
+        value = next((p[n] for n in (fac_field, "MA_CSKCB", "MACSKCB") if p.get(n)), None)
+        if value is None:  # no facility code: the dropping hospital's own
+            p[fac_field] = facility
+        elif (code := norm_code(value, pad)) and code != own:  # blank (spaces only): left to validation
+            refusals[i] = [reason(fac_field, "FACILITY_MISMATCH")]
+    return refusals
+
+
 def _ingest(conn: psycopg.Connection, f: dict) -> None:
-    """Every landed batch of the file through the ingestion core, one transaction each."""
+    """Every landed batch of the file through the ingestion core, one transaction each; a batch refused
+    above the threshold raises an alert (Variable `alerting`)."""
     facility = f["facility_code"]
     batches = conn.execute(
         "SELECT b.batch_id, b.kind FROM wh.excel_file_batch b JOIN wh.ingest_batch i USING (batch_id) "
         "WHERE b.file_id = %s AND i.status = 'landed' ORDER BY b.kind, b.chunk", (f["file_id"],)).fetchall()
     for batch_id, kind in batches:
-        fac_field = KEYS[kind]["facility"]
         ids, payloads = warehouse.landed(conn, batch_id)
-        for p in payloads:  # rows without a facility code are the dropping hospital's own
-            if isinstance(p, dict) and not any(p.get(n) for n in (fac_field, "MA_CSKCB", "MACSKCB")):
-                p[fac_field] = facility
-        ingest(conn, batch_id=batch_id, kind=kind, source=SOURCE, source_ref=facility, records=payloads,
-               record_ids=ids)
+        refusals = _other_facility(kind, payloads, facility)
+        result = ingest(conn, batch_id=batch_id, kind=kind, source=SOURCE, source_ref=facility, records=payloads,
+                        record_ids=ids, refusals=refusals)
         conn.commit()
+        check_refusal_rate({**result.summary(), "source_ref": facility}, source=SOURCE)
     conn.execute("UPDATE wh.excel_file SET status = 'ingested', updated_at = now() WHERE file_id = %s",
                  (f["file_id"],))
     conn.commit()
