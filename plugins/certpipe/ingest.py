@@ -19,12 +19,14 @@ writes certificates, history, provenance and per-record outcomes.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import msgspec
@@ -201,10 +203,28 @@ def lookup_resent(conn: psycopg.Connection, *, kind: str, source: str, source_re
         RESENT_SQL, (source, source_ref, list(set(raws)), kind))}
 
 
+@contextmanager
+def _gc_paused():
+    """A batch allocates millions of objects and frees them together: the cyclic GC's passes over them are
+    wasted work (about a tenth of the time), so it waits until the batch is prepared."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def prepare(*, kind: str, source: str, source_ref: str, records: Sequence[Mapping],
             record_ids: Sequence[str | None] | None = None, refusals: Mapping[int, list[dict]] | None = None,
             raws: list[bytes] | None = None, resent: dict[bytes, tuple] | None = None) -> Prepared:
     """Normalise, validate, hash and de-duplicate one batch (no database work)."""
+    with _gc_paused():
+        return _prepare(kind, source, source_ref, records, record_ids, refusals, raws, resent)
+
+
+def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, resent) -> Prepared:
     spec = kind_spec(kind)
     k = KEYS[kind]
     n = len(records)
@@ -298,7 +318,8 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
                 winners[key] = cid
                 outcomes.append((batch_id, t[ROW], t[RID], key, cid, outcome, used if outcome == "refused" else None))
                 counts[outcome] += 1
-            rules["ALREADY_USED"] += counts["refused"]
+            if counts["refused"]:
+                rules["ALREADY_USED"] = counts["refused"]
             conn.execute(STAGE_DDL)
             with conn.cursor().copy(f"COPY _stage ({', '.join(STAGE_COLS)}) FROM STDIN") as copy:
                 for t in stage:
@@ -361,7 +382,8 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
     `refusals`: reasons an adapter found itself (e.g. a file row of another facility), by record index;
     such a record is refused with them, in addition to what validation finds.
     """
-    raws = [raw_hash(r) for r in records]
+    with _gc_paused():
+        raws = [raw_hash(r) for r in records]
     resent = lookup_resent(conn, kind=kind, source=source, source_ref=source_ref, raws=raws)
     p = prepare(kind=kind, source=source, source_ref=source_ref, records=records, record_ids=record_ids,
                 refusals=refusals, raws=raws, resent=resent)
@@ -387,7 +409,8 @@ def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[
             for records, ids, meta in batches:
                 waiting = warehouse.create_batch(side, source=source, source_ref=source_ref, kind=kind,
                                                  run_id=run_id, meta=meta)
-                raws = [raw_hash(r) for r in records]
+                with _gc_paused():
+                    raws = [raw_hash(r) for r in records]
                 resent = lookup_resent(side, kind=kind, source=source, source_ref=source_ref, raws=raws)
                 p = prepare(kind=kind, source=source, source_ref=source_ref, records=records, record_ids=ids,
                             raws=raws, resent=resent)

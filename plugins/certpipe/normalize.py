@@ -142,11 +142,23 @@ def parse_moment(v, code: str) -> tuple[dt.datetime, bool]:
     raise Invalid(code)
 
 
+def _canonical_digits(v: str, code: str) -> bool:
+    """True when `v` is compact digits (yyyymmdd, yyyymmddHHMM[SS]) of a real moment; raises Invalid if not real."""
+    if not v.isdigit():
+        return False
+    _mk(v[:4], v[4:6], v[6:8], v[8:10], v[10:12], v[12:14], code=code)
+    return True
+
+
 def norm_date(v) -> str:
+    if type(v) is str and len(v) == 8 and _canonical_digits(v, "DATE_INVALID"):
+        return v  # the usual case: already the official form
     return parse_moment(v, "DATE_INVALID")[0].strftime("%Y%m%d")
 
 
 def norm_datetime(v) -> str:
+    if type(v) is str and len(v) in (12, 14) and _canonical_digits(v, "DATETIME_INVALID"):
+        return v[:12] if len(v) == 14 and v.endswith("00") else v
     moment, has_time = parse_moment(v, "DATETIME_INVALID")
     if not has_time:
         raise Invalid("DATETIME_INVALID")

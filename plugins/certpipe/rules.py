@@ -89,9 +89,9 @@ def address(rec: dict, province_field: str, commune_field: str, on: dt.datetime 
     return out
 
 
-def not_future(rec: dict, fields: tuple[str, ...], now: dt.datetime) -> list[dict]:
+def not_future(dates: dict[str, dt.datetime | None], now: dt.datetime) -> list[dict]:
     limit = now + CLOCK_SKEW
-    return [reason(f, "DATE_FUTURE") for f in fields if (v := _d(rec.get(f))) and v > limit]
+    return [reason(f, "DATE_FUTURE") for f, v in dates.items() if v is not None and v > limit]
 
 
 def nationality(field: str, value: str | None) -> list[dict]:
@@ -110,7 +110,8 @@ def check_birth(rec: dict, now: dt.datetime | None = None) -> list[dict]:
         out.append(reason("MA_GCS", "KEY_MISSING"))
     out += cert_number("MA_GCS", g("MA_GCS"), g("MA_CSKCB"), issued)
     out += person_id("SO_CCCD_NND", g("SO_CCCD_NND"), 2, mother_born)
-    out += not_future(rec, ("NGAY_SINH_CON", "NGAY_CT", "NGAYSINH_NND", "NGAYCAP_CCCD_NND"), now)
+    out += not_future({"NGAY_SINH_CON": born, "NGAY_CT": issued, "NGAYSINH_NND": mother_born,
+                       "NGAYCAP_CCCD_NND": id_issued}, now)
     if born and issued and born.date() > issued.date():
         out.append(reason("NGAY_SINH_CON", "DATE_ORDER", "birth_after_issue"))
     if born and mother_born and not 10 <= (born - mother_born).days / 365.25 <= 65:
@@ -132,7 +133,8 @@ def check_death(rec: dict, now: dt.datetime | None = None) -> list[dict]:
         out.append(reason("MA_GBT", "KEY_MISSING"))
     out += cert_number("MA_GBT", g("MA_GBT"), g("MACSKCB"), issued)
     out += person_id("SO_GIAYTO", g("SO_GIAYTO"), g("GIOI_TINH"), born)
-    out += not_future(rec, ("NGAY_TV", "NGAY_CAPGIAYBT", "NGAY_SINH", "NGAYGIO_VV", "NGAY_CAP"), now)
+    out += not_future({"NGAY_TV": died, "NGAY_CAPGIAYBT": issued, "NGAY_SINH": born, "NGAYGIO_VV": admitted,
+                       "NGAY_CAP": id_issued}, now)
     if born and died and died.date() < born.date():
         out.append(reason("NGAY_TV", "DATE_ORDER", "death_before_birth"))
     if died and issued and died.date() > issued.date():

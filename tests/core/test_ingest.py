@@ -5,7 +5,7 @@ import unicodedata
 import pytest
 
 from certpipe import warehouse
-from certpipe.ingest import ingest
+from certpipe.ingest import ingest, ingest_stream
 from tests.core.records import birth, death
 
 
@@ -183,3 +183,41 @@ def test_resent_batch_with_two_versions_keeps_the_latest(wh):
     later = run(wh, [v2, v1])  # a real change after the re-send wins
     assert (later.updated, later.refused) == (1, 1)
     assert wh.execute("SELECT record->>'CAN_NANG_CON' FROM wh.certificate").fetchone() == ("3000",)
+
+
+def test_stream_of_batches_applies_in_order_with_the_same_rules(wh, warehouse_dsn):
+    """A backfill: each batch is its own batch and transaction; a later batch sees what earlier ones stored."""
+    batches = [([birth(1), birth(2)], ["a", "b"], {"part": 1}),
+               ([birth(2, CAN_NANG_CON=3300), birth(3, GIOI_TINH_CON="9")], None, {"part": 2}),
+               ([birth(1), birth(2, CAN_NANG_CON=3300)], None, {"part": 3})]
+    results = list(ingest_stream(warehouse_dsn, iter(batches), kind="GCS", source="his", source_ref="01020"))
+    assert [(r.stored, r.updated, r.unchanged, r.refused) for r in results] == [(2, 0, 0, 0), (0, 1, 0, 1),
+                                                                                 (0, 0, 2, 0)]
+    assert results[1].refusals_by_rule == {"SEX_CODE": 1}
+    rows = wh.execute("SELECT meta->>'part', status, received FROM wh.ingest_batch ORDER BY batch_id").fetchall()
+    assert rows == [("1", "ingested", 2), ("2", "ingested", 2), ("3", "ingested", 2)]
+    assert wh.execute("SELECT version, record->>'CAN_NANG_CON' FROM wh.certificate WHERE cert_key LIKE '00002.%'"
+                      ).fetchone() == (2, "3300")
+
+
+def test_stream_failure_marks_the_unapplied_batches_failed_and_keeps_the_applied_ones(wh, warehouse_dsn):
+    def batches():
+        yield [birth(1)], None, {}
+        yield [birth(2)], None, {}
+        raise RuntimeError("source went away")
+
+    with pytest.raises(RuntimeError, match="source went away"):
+        for _ in ingest_stream(warehouse_dsn, batches(), kind="GCS", source="his", source_ref="01020"):
+            pass
+    assert wh.execute("SELECT status FROM wh.ingest_batch ORDER BY batch_id").fetchall() == [("ingested",),
+                                                                                           ("ingested",)]
+    assert wh.execute("SELECT count(*) FROM wh.certificate").fetchone()[0] == 2
+
+    wh.execute("ALTER TABLE wh.certificate ADD CONSTRAINT no_three CHECK (cert_key NOT LIKE '00003.%')")
+    wh.commit()
+    with pytest.raises(Exception, match="no_three"):
+        list(ingest_stream(warehouse_dsn, iter([([birth(3)], None, {}), ([birth(4)], None, {})]), kind="GCS",
+                           source="his", source_ref="01020"))
+    assert wh.execute("SELECT status FROM wh.ingest_batch ORDER BY batch_id").fetchall()[2:] == [("failed",),
+                                                                                               ("failed",)]
+    assert wh.execute("SELECT count(*) FROM wh.certificate").fetchone()[0] == 2
