@@ -4,9 +4,13 @@
 
 Not a test: prints a table of figures and the targets met or missed. PostgreSQL comes from --pg-url,
 else CERTPIPE_BENCH_PG_URL, else an embedded server in a temp dir. A fresh database is created and
-migrated. Each measured step runs in its own spawned child (so its peak RSS is its own); the child
-regenerates the records from the fixed seed, batch by batch, and only the work of the step is timed.
-The database carries over between steps, so they run in order. Output holds counts only.
+migrated. Each measured step runs in its own forked child, so its peak RSS is that child's own, from a parent
+that has already imported what the step uses and little more: light steps fork from the bench process,
+the GX steps from a preloader process that imports pandas and builds the GX context once (reported apart,
+excluded from the rates) in the background while PostgreSQL starts. The child regenerates the records from the
+fixed seed, batch by batch, and only the work of the step is timed. The database carries over between steps,
+so they run in order. DAG import times: children forked from one fresh interpreter that imported airflow.sdk.
+Output holds counts only.
 """
 
 from __future__ import annotations
@@ -20,16 +24,18 @@ for _p in (ROOT / "plugins", ROOT):
         sys.path.insert(0, str(_p))
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import importlib  # noqa: E402
 import json  # noqa: E402
-import multiprocessing as mp  # noqa: E402
 import os  # noqa: E402
+import pickle  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+import traceback  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from itertools import islice  # noqa: E402
 
 SEED = 42
@@ -115,29 +121,42 @@ def step_copy_baseline(dsn: str, n: int, batch_size: int) -> dict:
 
 
 def _ingest_all(dsn: str, n: int, batch_size: int, changed: bool) -> dict:
+    """The core as a backfill runs it (ingest_stream: the next batch is validated while the database applies the
+    current one). Generating the synthetic records happens inside the stream; its time is measured and
+    subtracted, so the rate is the core's alone."""
     from certpipe import warehouse
-    from certpipe.ingest import ingest
-    from certpipe.validate import suite_runner
+    from certpipe.ingest import ingest_stream
 
-    t = time.perf_counter()
-    suite_runner(KIND)  # GX context: paid once per process, reported apart from the rate
-    gx_init = time.perf_counter() - t
     totals = {"stored": 0, "updated": 0, "unchanged": 0, "refused": 0}
-    secs, done = 0.0, 0
-    with warehouse.connect(dsn) as conn:
-        for offset, chunk in batches(n, batch_size, changed=changed):
+    gen = 0.0
+
+    def source():
+        nonlocal gen
+        it = batches(n, batch_size, changed=changed)
+        while True:
             t = time.perf_counter()
-            batch = warehouse.create_batch(conn, source=SOURCE, source_ref=SOURCE, kind=KIND,
-                                           meta={"offset": offset})
-            conn.commit()
-            res = ingest(conn, batch_id=batch, kind=KIND, source=SOURCE, source_ref=SOURCE, records=chunk)
-            secs += time.perf_counter() - t
-            done += res.received
-            for k in totals:
-                totals[k] += getattr(res, k)
+            item = next(it, None)
+            gen += time.perf_counter() - t
+            if item is None:
+                return
+            offset, chunk = item
+            yield chunk, None, {"offset": offset}
+
+    done = 0
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    for res in ingest_stream(dsn, source(), kind=KIND, source=SOURCE, source_ref=SOURCE):
+        done += res.received
+        for k in totals:
+            totals[k] += getattr(res, k)
+        for k, v in res.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+    secs = time.perf_counter() - t - gen
+    with warehouse.connect(dsn) as conn:
         first = conn.execute("SELECT min(batch_id) FROM wh.ingest_batch WHERE source = %s", (SOURCE,)).fetchone()[0]
         bad = refused_indices(conn, first, n, batch_size)
-    return {"records": done, "seconds": secs, "counts": totals, "bad": len(bad), "gx_init": gx_init}
+    return {"records": done, "seconds": secs, "counts": totals, "bad": len(bad), "generate_s": gen,
+            "timings": timings}
 
 
 def refused_indices(conn, first_batch: int, n: int, batch_size: int) -> set[int]:
@@ -171,49 +190,203 @@ STEPS = {"generate": step_generate, "copy_baseline": step_copy_baseline, "first_
          "unchanged_rerun": step_unchanged_rerun, "changed_10pct": step_changed_10pct}
 
 
-def _child(name: str, dsn: str, n: int, batch_size: int) -> dict:
-    import logging
+def fork_start(fn: Callable, *args) -> Callable[[], object]:
+    """Start fn(*args) in a forked child; returns a function that waits for its result (through a pipe). The
+    child starts with what this process has imported, and must not use anything open here (the bench holds no
+    connection when it forks)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        os.close(r)
+        try:
+            out = pickle.dumps((True, fn(*args)))
+        except BaseException:
+            out = pickle.dumps((False, traceback.format_exc()))
+        with os.fdopen(w, "wb") as f:
+            f.write(out)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    os.close(w)
 
-    logging.disable(logging.INFO)
+    def wait():
+        with os.fdopen(r, "rb") as f:
+            data = f.read()
+        _, status = os.waitpid(pid, 0)
+        if not data:
+            raise RuntimeError(f"{getattr(fn, '__name__', fn)}: child died (wait status {status})")
+        ok, out = pickle.loads(data)
+        if not ok:
+            raise RuntimeError(f"{getattr(fn, '__name__', fn)} failed in its child:\n{out}")
+        return out
+
+    return wait
+
+
+def fork_call(fn: Callable, *args):
+    """fn(*args) in a forked child (see fork_start)."""
+    return fork_start(fn, *args)()
+
+
+def _child(name: str, dsn: str, n: int, batch_size: int) -> dict:
     from devtools import bench_excel
 
     out = (STEPS.get(name) or bench_excel.STEPS[name])(dsn, n, batch_size)
-    out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; this child's own
     return out
 
 
-def run_step(name: str, dsn: str, n: int, batch_size: int) -> dict:
-    """One step in a fresh spawned process: its peak RSS is the step's own."""
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
-        return ex.submit(_child, name, dsn, n, batch_size).result()
+def preload(modules: tuple[str, ...]) -> float | None:
+    """Import `modules` here; returns the seconds of the GX context init when "gx" is among them."""
+    gx = None
+    for m in modules:
+        if m == "gx":
+            from certpipe.validate import suite_runner
+
+            t = time.perf_counter()
+            suite_runner(KIND)  # cached: the forked children use this context
+            gx = time.perf_counter() - t
+        else:
+            importlib.import_module(m)
+    return gx
+
+
+class Preloader:
+    """A process forked from this one while it is still lean, which imports `modules` in the background (the GX
+    context too), then runs what it is asked: `call` in itself (more preloading), `fork` in a child forked
+    from it. So the GX steps start warm, and the light steps, forked from this process, do not carry GX."""
+
+    def __init__(self, modules: tuple[str, ...]):
+        req_r, req_w = os.pipe()
+        res_r, res_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.close(req_w)
+            os.close(res_r)
+            try:
+                self._serve(modules, os.fdopen(req_r, "rb"), os.fdopen(res_w, "wb"))
+            finally:
+                os._exit(0)
+        os.close(req_r)
+        os.close(res_w)
+        self.pid, self._req, self._res = pid, os.fdopen(req_w, "wb"), os.fdopen(res_r, "rb")
+
+    @staticmethod
+    def _serve(modules, req, res) -> None:
+        msg = (preload, (modules,), False)
+        while msg is not None:  # the first job is the preload; None: stop
+            fn, args, forked = msg
+            try:
+                out = (True, fork_call(fn, *args) if forked else fn(*args))
+            except BaseException:
+                out = (False, traceback.format_exc())
+            pickle.dump(out, res)
+            res.flush()
+            msg = pickle.load(req)
+
+    def result(self):
+        """The result of the pending job (the first one: the preload, whose value is the GX init seconds)."""
+        ok, out = pickle.load(self._res)
+        if not ok:
+            raise RuntimeError(f"preloader:\n{out}")
+        return out
+
+    def _ask(self, msg):
+        pickle.dump(msg, self._req)
+        self._req.flush()
+        return self.result()
+
+    def call(self, fn: Callable, *args):
+        return self._ask((fn, args, False))
+
+    def fork(self, fn: Callable, *args):
+        return self._ask((fn, args, True))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            pickle.dump(None, self._req)
+            self._req.close()
+        os.waitpid(self.pid, 0)
+
+
+# Run order: where each step runs ("main": forked from this process, "gx": from the preloader), and what that
+# process imports first (cumulative), so a step's peak RSS holds no module it does not use itself.
+MAIN_PRELOAD = ("sandbox.generate", "certpipe.warehouse", "certpipe.ingest", "certpipe.excel.reader",
+                "python_calamine")
+GX_PRELOAD = (*MAIN_PRELOAD, "pandas", "openpyxl", "gx")
+PLAN = [("generate", "main", ()), ("copy_baseline", "main", ()), ("excel_read", "main", ()),
+        ("excel_read_streamed", "main", ("openpyxl",)), ("pandas_read_excel_openpyxl", "main", ("pandas",)),
+        ("first_load", "gx", ()), ("unchanged_rerun", "gx", ()), ("changed_10pct", "gx", ()),
+        ("excel_end_to_end", "gx", ("certpipe.sources.excel", "airflow.sdk"))]
 
 
 # ---------------------------------------------------------------- DAG import time
 
+# The fresh interpreter of the DAG import times: airflow.sdk and nothing else of note (even a few more stdlib
+# modules shift the garbage collector's timing and the figures). On "go", one forked child per file and repeat
+# times runpy.run_path and sends the seconds back through a pipe.
 _IMPORT_SNIPPET = """
-import runpy, sys, time
+import os, runpy, sys, time
 import airflow.sdk
-t = time.perf_counter()
-runpy.run_path(sys.argv[1])
-print(time.perf_counter() - t)
+print("ready", flush=True)
+sys.stdin.readline()
+for f in sys.argv[2:]:
+    for _ in range(int(sys.argv[1])):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                t = time.perf_counter()
+                runpy.run_path(f)
+                os.write(w, repr(time.perf_counter() - t).encode())
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            sys.stdout.flush()
+            os._exit(0)
+        os.close(w)
+        with os.fdopen(r) as p:
+            secs = p.read()
+        os.waitpid(pid, 0)
+        if not secs:
+            sys.exit("import of " + f + " failed")
+        print("@import_time", os.path.basename(f), secs)
 """
 
 
-def dag_import_times(repeat: int = 3) -> dict[str, float]:
-    """Median over `repeat` fresh interpreters of runpy.run_path(dag file), airflow.sdk already imported."""
+def start_dag_import_times(airflow_home: str, repeat: int = 3) -> subprocess.Popen:
+    """Start the interpreter of the DAG import times: it imports airflow.sdk while the bench sets up, then waits
+    for dag_import_times. Nothing is timed before that."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags")}
-    out = {}
-    with tempfile.TemporaryDirectory(prefix="certpipe-bench-airflow-") as home:
-        env.setdefault("AIRFLOW_HOME", home)
-        for f in sorted((ROOT / "dags").glob("*.py")):
-            runs = []
-            for _ in range(repeat):
-                p = subprocess.run([sys.executable, "-c", _IMPORT_SNIPPET, str(f)], env=env, cwd=ROOT,
-                                   capture_output=True, text=True, check=True)
-                runs.append(float(p.stdout.strip().splitlines()[-1]))
-            out[f.name] = statistics.median(runs)
-    return out
+    env.setdefault("AIRFLOW_HOME", airflow_home)
+    files = [str(f) for f in sorted((ROOT / "dags").glob("*.py"))]
+    return subprocess.Popen([sys.executable, "-c", _IMPORT_SNIPPET, str(repeat), *files], env=env, cwd=ROOT,
+                            text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_ready(proc: subprocess.Popen) -> None:
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise RuntimeError(f"DAG import interpreter failed:\n{proc.communicate()[1]}")
+
+
+def dag_import_times(proc: subprocess.Popen) -> dict[str, float]:
+    """Median per DAG file of runpy.run_path, each run in a child forked from the one interpreter."""
+    out, err = proc.communicate("go\n")
+    if proc.returncode:
+        raise RuntimeError(f"DAG import times failed:\n{err}")
+    runs: dict[str, list[float]] = {}
+    for line in out.splitlines():
+        if line.startswith("@import_time "):  # a DAG file may print too
+            _, name, secs = line.split(" ")
+            runs.setdefault(name, []).append(float(secs))
+    return {name: statistics.median(v) for name, v in runs.items()}
 
 
 # ---------------------------------------------------------------- report
@@ -222,8 +395,8 @@ def _rate(r: dict) -> float | None:
     return r["records"] / r["seconds"] if r.get("seconds") else None
 
 
-def report(results: dict, imports: dict[str, float], n: int,
-           excel: dict | None = None) -> tuple[list[dict], list[dict]]:
+def report(results: dict, imports: dict[str, float], n: int, excel: dict | None = None,
+           gx_init: float | None = None) -> tuple[list[dict], list[dict]]:
     base = _rate(results["copy_baseline"])
     rows = []
     for name, r in results.items():
@@ -231,10 +404,11 @@ def report(results: dict, imports: dict[str, float], n: int,
         rows.append({"step": name, "records": r["records"], "seconds": r["seconds"], "records_per_s": rate,
                      "vs_baseline": rate / base if rate and base and name != "generate" else None,
                      "peak_mib": r.get("peak_mib"), "note": r.get("note", "")})
-    gx = [r["gx_init"] for r in results.values() if "gx_init" in r]
-    rows.append({"step": "gx_init (once per process)", "records": None, "seconds": statistics.median(gx),
-                 "records_per_s": None, "vs_baseline": None, "peak_mib": None,
-                 "note": "median over the 3 ingest steps; excluded from their rates"})
+    if gx_init is None:  # steps run in-process: each paid its own
+        gx_init = statistics.median(r["gx_init"] for r in results.values() if "gx_init" in r)
+    rows.append({"step": "gx_init (once)", "records": None, "seconds": gx_init, "records_per_s": None,
+                 "vs_baseline": None, "peak_mib": None,
+                 "note": "GX import + context, once, in the background during setup; excluded from rates"})
     pandas = _rate(excel["pandas_read_excel_openpyxl"]) if excel else None
     for name, r in (excel or {}).items():  # Excel inbox: rows/s of one template file (devtools/bench_excel.py)
         rate = _rate(r)
@@ -243,7 +417,8 @@ def report(results: dict, imports: dict[str, float], n: int,
                      "vs_baseline": None, "peak_mib": r.get("peak_mib"), "note": r.get("note", "") + vs})
     for f, s in imports.items():
         rows.append({"step": f"import_time {f}", "records": None, "seconds": s, "records_per_s": None,
-                     "vs_baseline": None, "peak_mib": None, "note": "median of 3 fresh interpreters"})
+                     "vs_baseline": None, "peak_mib": None,
+                     "note": "median of 3 children forked from one interpreter with airflow.sdk imported"})
     first, rerun = _rate(results["first_load"]), _rate(results["unchanged_rerun"])
     peak = max(results[s]["peak_mib"] for s in ("copy_baseline", "first_load", "unchanged_rerun", "changed_10pct"))
     scale = DEFAULT_N / n
@@ -268,11 +443,12 @@ def _fmt(v, spec: str) -> str:
 
 
 def print_table(rows: list[dict], targets: list[dict], checks: list[str]) -> None:
-    head = f"{'step':<26} {'records':>10} {'seconds':>9} {'records/s':>11} {'vs baseline':>11} {'peak MiB':>9}  note"
+    w = max(len(r["step"]) for r in rows)
+    head = f"{'step':<{w}} {'records':>10} {'seconds':>9} {'records/s':>11} {'vs baseline':>11} {'peak MiB':>9}  note"
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['step']:<26} {_fmt(r['records'], ',d'):>10} {_fmt(r['seconds'], '.3f'):>9} "
+        print(f"{r['step']:<{w}} {_fmt(r['records'], ',d'):>10} {_fmt(r['seconds'], '.3f'):>9} "
               f"{_fmt(r['records_per_s'], ',.0f'):>11} {_fmt(r['vs_baseline'], '.2f'):>11} "
               f"{_fmt(r['peak_mib'], '.0f'):>9}  {r['note']}")
     print()
@@ -284,15 +460,6 @@ def print_table(rows: list[dict], targets: list[dict], checks: list[str]) -> Non
 
 # ---------------------------------------------------------------- main
 
-def bench(dsn: str, n: int, batch_size: int, log=print) -> dict:
-    """Run the steps in order against a migrated, empty warehouse at `dsn`."""
-    results = {}
-    for name in STEPS:
-        log(f"... {name}", file=sys.stderr, flush=True)
-        results[name] = run_step(name, dsn, n, batch_size)
-    return results
-
-
 def check_counts(results: dict, n: int) -> list[str]:
     bad = results["first_load"]["bad"]
     checks = []
@@ -301,7 +468,10 @@ def check_counts(results: dict, n: int) -> list[str]:
             "changed_10pct": results["changed_10pct"]["expected"]}
     for step, exp in want.items():
         got = results[step]["counts"]
-        results[step]["note"] = " ".join(f"{k}={v:,}" for k, v in got.items())
+        spent = results[step].get("timings") or {}
+        results[step]["note"] = " ".join(f"{k}={v:,}" for k, v in got.items()) + (
+            "; s in prepare/apply/waiting: " + "/".join(f"{spent.get(k, 0):.1f}" for k in
+                                                         ("prepare_s", "apply_s", "waited_s")) if spent else "")
         checks.append(f"[{'ok' if got == exp else 'WRONG':>6}] {step} counts" + ("" if got == exp else f": want {exp}"))
     return checks
 
@@ -314,47 +484,79 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pg-url", default=os.environ.get("CERTPIPE_BENCH_PG_URL"))
     ap.add_argument("--json", type=Path)
     ap.add_argument("--excel-rows", type=int, help="rows of the Excel template file (100,000; --quick 10,000)")
+    t0 = time.perf_counter()
     a = ap.parse_args(argv)
     n = a.records or (DEFAULT_N // 10 if a.quick else DEFAULT_N)
+
+    import logging
 
     import psycopg
 
     from certpipe import warehouse
+    from devtools import bench_excel
     from devtools.embedded_pg import EmbeddedPostgres, free_port
 
-    tmp = pg = None
-    if a.pg_url:
-        admin = a.pg_url
-    else:
-        tmp = tempfile.mkdtemp(prefix="certpipe-bench-")
-        pg = EmbeddedPostgres(Path(tmp) / "pg", free_port()).start()
-        admin = pg.url
+    logging.disable(logging.INFO)  # inherited by the forked steps
+
+    def timed(label: str, fn: Callable, *args):  # progress on stderr: wall-clock including untimed setup
+        print(f"... {label}", end="", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        out = fn(*args)
+        print(f" ({time.perf_counter() - t:.1f} s)", file=sys.stderr, flush=True)
+        return out
+
+    excel_rows = a.excel_rows or (10_000 if a.quick else 100_000)
     db = f"certpipe_bench_{os.getpid()}"
-    dsn = admin.rsplit("/", 1)[0] + "/" + db
-    try:
+    results, excel, gx_init = {}, {}, None
+    with contextlib.ExitStack() as stack:
+        # in the background, overlapping the PostgreSQL start and the migration (untimed): the GX preloader,
+        # the Excel file, the airflow.sdk import of the DAG import times
+        xlsx = stack.enter_context(bench_excel.file_path())  # first: the preloader's children need its path
+        gx_proc = Preloader(GX_PRELOAD)
+        stack.callback(gx_proc.close)
+        writing = fork_start(bench_excel.write_file_timed, xlsx, excel_rows)
+        dag_proc = start_dag_import_times(stack.enter_context(tempfile.TemporaryDirectory(
+            prefix="certpipe-bench-airflow-")))
+        stack.callback(lambda: dag_proc.poll() is None and dag_proc.kill())
+        if a.pg_url:
+            admin = a.pg_url
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="certpipe-bench-"))
+            pg = timed("embedded postgres", EmbeddedPostgres(Path(tmp) / "pg", free_port()).start)
+            stack.callback(timed, "stop postgres", pg.destroy)
+            admin = pg.url
+        dsn = admin.rsplit("/", 1)[0] + "/" + db
         with psycopg.connect(admin, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{db}"')
             c.execute(f'CREATE DATABASE "{db}"')
-        warehouse.migrate(dsn)
-        results = bench(dsn, n, a.batch_size, log=print)
-        from devtools import bench_excel
-
-        excel = bench_excel.run(admin, a.excel_rows or (10_000 if a.quick else 100_000), run_step,
-                                log=lambda m: print(m, file=sys.stderr, flush=True))
-        print("... import_time", file=sys.stderr, flush=True)
-        imports = dag_import_times()
-    finally:
-        if pg:
-            pg.destroy()
-            os.rmdir(tmp)
-        else:
-            with psycopg.connect(admin, autocommit=True) as c:
-                c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        if a.pg_url:
+            stack.callback(bench_excel.drop_database, admin, db)
+        timed("migrate", fork_call, warehouse.migrate, dsn)  # alembic stays out of this process
+        excel_dsn = stack.enter_context(bench_excel.database(admin, template=db))  # a copy of the migrated one
+        timed("preload " + " ".join(MAIN_PRELOAD), preload, MAIN_PRELOAD)
+        written = timed(f"excel file ({excel_rows:,} rows, background)", writing)
+        timed("airflow.sdk import for DAG import times (background)", wait_ready, dag_proc)
+        gx_init = timed("preload pandas openpyxl gx (background)", gx_proc.result)
+        procs = {"main": (lambda fn, *args: fn(*args), fork_call), "gx": (gx_proc.call, gx_proc.fork)}
+        for name, where, modules in PLAN:
+            call, fork = procs[where]
+            if modules:  # even for a skipped step: what later steps find preloaded stays the same
+                timed(f"preload {' '.join(modules)}", call, preload, modules)
+            if a.quick and name in bench_excel.SKIP_QUICK:
+                continue
+            if name in bench_excel.STEPS:
+                excel[name] = timed(name, fork, _child, name, excel_dsn, excel_rows, 0)
+            else:
+                results[name] = timed(name, fork, _child, name, dsn, n, a.batch_size)
+        excel = {k: excel[k] for k in bench_excel.STEPS if k in excel}  # table order
+        excel["excel_read"]["note"] += "; " + bench_excel.file_note(xlsx, written)
+        imports = timed("import_time (forked from the interpreter with airflow.sdk)", dag_import_times, dag_proc)
     checks = check_counts(results, n)
-    rows, targets = report(results, imports, n, excel)
+    rows, targets = report(results, imports, n, excel, gx_init)
     print(f"\nIngestion bench: {n:,} GCS records, batches of {a.batch_size:,}, seed {SEED}, "
           f"{os.cpu_count()} CPUs\n")
     print_table(rows, targets, checks)
+    print(f"\nbench wall-clock: {time.perf_counter() - t0:.0f} s")
     if a.json:
         a.json.write_text(json.dumps({"records": n, "batch_size": a.batch_size, "seed": SEED, "steps": rows,
                                       "targets": targets, "checks": checks}, indent=2))

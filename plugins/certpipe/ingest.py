@@ -23,6 +23,7 @@ import gc
 import hashlib
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -59,10 +60,14 @@ class BatchResult:
     unchanged: int = 0
     refused: int = 0
     refusals_by_rule: dict[str, int] = field(default_factory=dict)
+    # Where the time went (seconds): prepare (normalise, validate), apply (upsert), waited (for the previous apply).
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
 
     def summary(self) -> dict:
         """Counts only: safe for logs and XCom."""
-        return asdict(self)
+        out = asdict(self)
+        del out["timings"]
+        return out
 
 
 def cert_key(kind: str, rec: Mapping) -> str | None:
@@ -409,16 +414,18 @@ def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[
             for records, ids, meta in batches:
                 waiting = warehouse.create_batch(side, source=source, source_ref=source_ref, kind=kind,
                                                  run_id=run_id, meta=meta)
+                t = time.perf_counter()
                 with _gc_paused():
                     raws = [raw_hash(r) for r in records]
                 resent = lookup_resent(side, kind=kind, source=source, source_ref=source_ref, raws=raws)
                 p = prepare(kind=kind, source=source, source_ref=source_ref, records=records, record_ids=ids,
                             raws=raws, resent=resent)
+                prepared = time.perf_counter() - t
                 if pending is not None:
-                    yield pending.result()
-                pending, pending_id, waiting = pool.submit(apply, conn, waiting, p), waiting, None
+                    yield _finish(pending, waited_from=time.perf_counter())
+                pending, pending_id, waiting = pool.submit(_timed_apply, conn, waiting, p, prepared), waiting, None
             if pending is not None:
-                yield pending.result()
+                yield _finish(pending, waited_from=time.perf_counter())
         except BaseException:
             failed = [waiting] if waiting is not None else []
             if pending is not None and pending.exception() is not None:  # waits for the batch being applied
@@ -426,3 +433,16 @@ def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[
             for batch_id in failed:
                 warehouse.mark_batch(side, batch_id, "failed")
             raise
+
+
+def _timed_apply(conn: psycopg.Connection, batch_id: int, p: Prepared, prepared: float) -> BatchResult:
+    t = time.perf_counter()
+    result = apply(conn, batch_id, p)
+    result.timings.update(prepare_s=prepared, apply_s=time.perf_counter() - t)
+    return result
+
+
+def _finish(pending: Future, waited_from: float) -> BatchResult:
+    result = pending.result()
+    result.timings["waited_s"] = time.perf_counter() - waited_from
+    return result

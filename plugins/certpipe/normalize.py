@@ -37,7 +37,7 @@ class Invalid(ValueError):
 
 
 def norm_text(v) -> str:
-    s = v if isinstance(v, str) else str(v)
+    s = v if type(v) is str else str(v)
     if s.isascii():
         if s and s[0] != " " and s[-1] != " " and "  " not in s and "\t" not in s and "\n" not in s:
             return s  # fast path: already canonical
@@ -51,6 +51,8 @@ def norm_text(v) -> str:
 
 def _number_text(v) -> str | None:
     """Digits of a value a spreadsheet stored as a number, else None."""
+    if type(v) is str:
+        return None
     if isinstance(v, bool):
         return None
     if isinstance(v, int):
@@ -246,7 +248,7 @@ def normalise(records: Iterable, spec: KindSpec) -> tuple[list[dict], list[list[
     rows, reasons = [], []
     compiled: dict[tuple, tuple] = {}  # key set -> steps
     for raw in records:
-        if not isinstance(raw, Mapping):
+        if type(raw) is not dict and not isinstance(raw, Mapping):
             rows.append({})
             reasons.append([reason(None, "NOT_A_RECORD")])
             continue

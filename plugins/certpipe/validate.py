@@ -81,11 +81,13 @@ def suite_runner(kind: str) -> SuiteRunner:
 
 
 def to_frame(rows: list[dict], fields) -> object:
-    """A pandas frame of the given fields (FieldSpec) of the rows: ints as nullable Int64, the rest as objects."""
+    """A pandas frame of the given fields (FieldSpec) of the rows. Integers go in as float64 (missing = NaN),
+    so GX compares them vectorised; everything else as Python objects."""
+    import numpy as np
     import pandas as pd
 
-    return pd.DataFrame({f.name: pd.array([r.get(f.name) for r in rows], dtype="Int64" if f.type == "int"
-                                          else object) for f in fields})
+    return pd.DataFrame({f.name: np.array([r.get(f.name) for r in rows], dtype=float if f.type == "int" else object)
+                         for f in fields})
 
 
 def validate(rows: list[dict], spec: KindSpec, prior: list[list[dict]] | None = None) -> list[list[dict]]:
