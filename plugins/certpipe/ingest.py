@@ -110,7 +110,12 @@ SELECT cert_key, cert_id, status, content_hash, last_source FROM wh.certificate
 WHERE kind = %s AND cert_key = ANY(%s) ORDER BY cert_id FOR UPDATE
 """
 
-NEW_IDS_SQL = "SELECT nextval(pg_get_serial_sequence('wh.certificate', 'cert_id')) FROM generate_series(1, %s)"
+# Ids for new certificates: usually one contiguous run (then only its ends come back), else the list.
+NEW_IDS_SQL = """
+WITH v AS (SELECT nextval((SELECT pg_get_serial_sequence('wh.certificate', 'cert_id'))::regclass) AS id
+           FROM generate_series(1, %s))
+SELECT min(id), max(id), CASE WHEN max(id) - min(id) + 1 <> count(*) THEN array_agg(id ORDER BY id) END FROM v
+"""
 
 RESENT_SQL = """
 SELECT DISTINCT ON (raw_hash) raw_hash, s.cert_id, c.cert_key, c.content_hash
@@ -301,7 +306,8 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
         new = [t for key, t in p.staged.items() if key not in known]
         winners: dict[str, int] = {}
         if new:
-            cert_ids = [r[0] for r in conn.execute(NEW_IDS_SQL, (len(new),))]
+            lo, hi, listed = conn.execute(NEW_IDS_SQL, (len(new),)).fetchone()
+            cert_ids = listed or range(lo, hi + 1)
             with conn.cursor().copy(CERT_COPY) as copy:
                 for cid, t in zip(cert_ids, new, strict=True):
                     copy.write_row((cid, kind, t[KEY], t[FAC], t[ISS], t[PER], t[EVT], t[DOC], t[HASH],
@@ -408,22 +414,29 @@ def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[
     with warehouse.connect(dsn) as side, warehouse.connect(dsn) as conn, \
             ThreadPoolExecutor(1, thread_name_prefix="certpipe-apply") as pool:
         side.autocommit = True
+        # A source's first backfill has nothing to skip: no look-up of re-sent records (a record re-sent within
+        # the stream still comes out unchanged, by its content).
+        fresh = not side.execute("SELECT EXISTS (SELECT FROM wh.certificate_source WHERE source = %s AND "
+                                 "source_ref = %s)", (source, source_ref)).fetchone()[0]
         pending: Future | None = None
         pending_id = waiting = None  # batch being applied; batch prepared but not yet handed over
         try:
             for records, ids, meta in batches:
                 waiting = warehouse.create_batch(side, source=source, source_ref=source_ref, kind=kind,
                                                  run_id=run_id, meta=meta)
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.thread_time()
                 with _gc_paused():
                     raws = [raw_hash(r) for r in records]
-                resent = lookup_resent(side, kind=kind, source=source, source_ref=source_ref, raws=raws)
+                resent = {} if fresh else lookup_resent(side, kind=kind, source=source, source_ref=source_ref,
+                                                        raws=raws)
                 p = prepare(kind=kind, source=source, source_ref=source_ref, records=records, record_ids=ids,
                             raws=raws, resent=resent)
                 prepared = time.perf_counter() - t
+                prepared_cpu = time.thread_time() - c
                 if pending is not None:
                     yield _finish(pending, waited_from=time.perf_counter())
-                pending, pending_id, waiting = pool.submit(_timed_apply, conn, waiting, p, prepared), waiting, None
+                pending = pool.submit(_timed_apply, conn, waiting, p, prepared, prepared_cpu)
+                pending_id, waiting = waiting, None
             if pending is not None:
                 yield _finish(pending, waited_from=time.perf_counter())
         except BaseException:
@@ -435,10 +448,12 @@ def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[
             raise
 
 
-def _timed_apply(conn: psycopg.Connection, batch_id: int, p: Prepared, prepared: float) -> BatchResult:
-    t = time.perf_counter()
+def _timed_apply(conn: psycopg.Connection, batch_id: int, p: Prepared, prepared: float,
+                 prepared_cpu: float) -> BatchResult:
+    t, c = time.perf_counter(), time.thread_time()
     result = apply(conn, batch_id, p)
-    result.timings.update(prepare_s=prepared, apply_s=time.perf_counter() - t)
+    result.timings.update(prepare_s=prepared, apply_s=time.perf_counter() - t, apply_cpu_s=time.thread_time() - c,
+                           prepare_cpu_s=prepared_cpu)
     return result
 
 

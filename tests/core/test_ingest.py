@@ -221,3 +221,23 @@ def test_stream_failure_marks_the_unapplied_batches_failed_and_keeps_the_applied
     assert wh.execute("SELECT status FROM wh.ingest_batch ORDER BY batch_id").fetchall()[2:] == [("failed",),
                                                                                                ("failed",)]
     assert wh.execute("SELECT count(*) FROM wh.certificate").fetchone()[0] == 2
+
+
+def test_provenance_and_outcomes_keep_their_parents(wh):
+    """The set-based integrity triggers (migration 0008) hold what the row-level foreign keys held."""
+    import psycopg
+
+    r = run(wh, [birth(1)])
+    wh.commit()
+    cert_id = wh.execute("SELECT cert_id FROM wh.certificate").fetchone()[0]
+    for sql in ("INSERT INTO wh.certificate_source (cert_id, source, source_ref, content_hash, first_batch_id, "
+                "last_batch_id) VALUES (-1, 'his', 'x', '\\x00', 1, 1)",
+                "INSERT INTO wh.batch_record (batch_id, row_no, outcome) VALUES (-1, 1, 'stored')",
+                "UPDATE wh.certificate_source SET cert_id = -1"):
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            wh.execute(sql)
+        wh.rollback()
+    wh.execute("DELETE FROM wh.ingest_batch WHERE batch_id = %s", (r.batch_id,))
+    assert wh.execute("SELECT count(*) FROM wh.batch_record").fetchone()[0] == 0
+    wh.execute("DELETE FROM wh.certificate WHERE cert_id = %s", (cert_id,))
+    assert wh.execute("SELECT count(*) FROM wh.certificate_source").fetchone()[0] == 0
