@@ -199,6 +199,7 @@ class _Fail:
 
 
 _BLANK = _Fail(None)
+_TOO_LONG = _Fail("TOO_LONG")
 _CACHE_MAX = 65536
 
 
@@ -212,6 +213,16 @@ def _outcome(fn, value, width: int | None):
     if width and type(value) is str and len(value) > width:
         return _Fail("TOO_LONG")
     return value
+
+
+def _memo_miss(memo: dict, fn, value: str, width: int | None):
+    got = _outcome(fn, value, width)
+    if got == "":
+        got = _BLANK
+    if len(memo) >= _CACHE_MAX:
+        memo.clear()
+    memo[value] = got
+    return got
 
 
 @cache
@@ -260,21 +271,27 @@ def normalise(records: Iterable, spec: KindSpec) -> tuple[list[dict], list[list[
             steps = compiled[keys] = _steps(spec, keys)
         for key, name, fn, width, memo in steps:
             value = raw[key]
-            if value is None or value == "" or (type(value) is float and value != value):  # NaN: empty cell
-                continue
-            if memo is not None and type(value) is str:
+            if memo is not None and value.__class__ is str:  # codes, dates: the outcome of a text is cached
                 got = memo.get(value)
                 if got is None:
-                    if len(memo) >= _CACHE_MAX:
-                        memo.clear()
-                    got = memo[value] = _outcome(fn, value, width)
+                    got = _memo_miss(memo, fn, value, width)
+            elif value is None or value == "" or (value.__class__ is float and value != value):  # NaN: empty
+                continue
+            elif fn is norm_text and value.__class__ is str:  # free text: never refused but for its length
+                got = norm_text(value)
+                if not got:
+                    continue
+                if width and len(got) > width:
+                    got = _TOO_LONG
             else:
                 got = _outcome(fn, value, width)
-            if type(got) is _Fail:
+                if got == "":
+                    continue
+            if got.__class__ is _Fail:
                 if got.code:
                     why.append(reason(name, got.code))
-            elif got != "":
-                out[name] = got
+                continue
+            out[name] = got
         rows.append(out)
         reasons.append(why)
     return rows, reasons
