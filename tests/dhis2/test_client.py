@@ -102,3 +102,11 @@ def test_deterministic_event_uids_and_name_keys():
     assert len(uid) == 11 and uid[0].isalpha() and uid.isalnum()
     assert name_key("  nguyễn   văn  Đạt ") == name_key("NGUYEN VAN DAT") == "NGUYEN VAN DAT"
     assert name_key("Nguye\u0302\u0303n Văn Đạt") == "NGUYEN VAN DAT"  # decomposed input
+
+
+def test_unknown_client_option_in_the_variable_is_a_clear_error():
+    from certpipe.sources.dhis2 import settings_from
+
+    with pytest.raises(ValueError, match="unknown option.*retries.*allowed: timeout"):
+        settings_from({"org_units": ["ImspTQPwCqd"], "client": {"timeout": 5, "retries": 3}})
+    assert settings_from({"org_units": ["ImspTQPwCqd"], "client": {"timeout": 5}})["client"]["timeout"] == 5

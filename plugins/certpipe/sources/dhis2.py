@@ -42,6 +42,10 @@ def settings_from(raw: str | dict | None) -> dict:
         raise ValueError("dhis2_mortality must be an object with an 'org_units' list of org unit UIDs")
     out = {**DEFAULTS, **value}
     out["client"] = {**DEFAULTS["client"], **(value.get("client") or {})}
+    unknown = sorted(set(out["client"]) - set(DEFAULTS["client"]))
+    if unknown:
+        raise ValueError(f"dhis2_mortality.client: unknown option(s) {', '.join(unknown)}; "
+                         f"allowed: {', '.join(DEFAULTS['client'])}")
     return out
 
 
