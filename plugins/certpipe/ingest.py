@@ -393,12 +393,20 @@ def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, s
     `refusals`: reasons an adapter found itself (e.g. a file row of another facility), by record index;
     such a record is refused with them, in addition to what validation finds.
     """
+    p = _hash_lookup_prepare(conn, kind=kind, source=source, source_ref=source_ref, records=records,
+                             record_ids=record_ids, refusals=refusals)
+    return apply(conn, batch_id, p)
+
+
+def _hash_lookup_prepare(conn: psycopg.Connection | None, *, kind: str, source: str, source_ref: str,
+                         records: Sequence[Mapping], record_ids: Sequence[str | None] | None = None,
+                         refusals: Mapping[int, list[dict]] | None = None) -> Prepared:
+    """Raw hashes, the look-up of what this source re-sent (skipped when `conn` is None), then prepare()."""
     with _gc_paused():
         raws = [raw_hash(r) for r in records]
-    resent = lookup_resent(conn, kind=kind, source=source, source_ref=source_ref, raws=raws)
-    p = prepare(kind=kind, source=source, source_ref=source_ref, records=records, record_ids=record_ids,
-                refusals=refusals, raws=raws, resent=resent)
-    return apply(conn, batch_id, p)
+    resent = lookup_resent(conn, kind=kind, source=source, source_ref=source_ref, raws=raws) if conn else {}
+    return prepare(kind=kind, source=source, source_ref=source_ref, records=records, record_ids=record_ids,
+                   refusals=refusals, raws=raws, resent=resent)
 
 
 def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[str | None] | None, dict]], *,
@@ -424,18 +432,13 @@ def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[
             for records, ids, meta in batches:
                 waiting = warehouse.create_batch(side, source=source, source_ref=source_ref, kind=kind,
                                                  run_id=run_id, meta=meta)
-                t, c = time.perf_counter(), time.thread_time()
-                with _gc_paused():
-                    raws = [raw_hash(r) for r in records]
-                resent = {} if fresh else lookup_resent(side, kind=kind, source=source, source_ref=source_ref,
-                                                        raws=raws)
-                p = prepare(kind=kind, source=source, source_ref=source_ref, records=records, record_ids=ids,
-                            raws=raws, resent=resent)
+                t = time.perf_counter()
+                p = _hash_lookup_prepare(None if fresh else side, kind=kind, source=source, source_ref=source_ref,
+                                         records=records, record_ids=ids)
                 prepared = time.perf_counter() - t
-                prepared_cpu = time.thread_time() - c
                 if pending is not None:
                     yield _finish(pending, waited_from=time.perf_counter())
-                pending = pool.submit(_timed_apply, conn, waiting, p, prepared, prepared_cpu)
+                pending = pool.submit(_timed_apply, conn, waiting, p, prepared)
                 pending_id, waiting = waiting, None
             if pending is not None:
                 yield _finish(pending, waited_from=time.perf_counter())
@@ -448,12 +451,10 @@ def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[
             raise
 
 
-def _timed_apply(conn: psycopg.Connection, batch_id: int, p: Prepared, prepared: float,
-                 prepared_cpu: float) -> BatchResult:
-    t, c = time.perf_counter(), time.thread_time()
+def _timed_apply(conn: psycopg.Connection, batch_id: int, p: Prepared, prepared: float) -> BatchResult:
+    t = time.perf_counter()
     result = apply(conn, batch_id, p)
-    result.timings.update(prepare_s=prepared, apply_s=time.perf_counter() - t, apply_cpu_s=time.thread_time() - c,
-                           prepare_cpu_s=prepared_cpu)
+    result.timings.update(prepare_s=prepared, apply_s=time.perf_counter() - t)
     return result
 
 

@@ -211,7 +211,7 @@ def _outcome(fn, value, width: int | None):
     except Invalid as e:
         return _Fail(e.code)
     if width and type(value) is str and len(value) > width:
-        return _Fail("TOO_LONG")
+        return _TOO_LONG
     return value
 
 
@@ -231,11 +231,8 @@ def _plan(spec: KindSpec) -> dict[str, tuple]:
 
     Codes and dates repeat a lot, so their outcomes are cached per text value (bounded); free text and IDs
     do not repeat, so they are not."""
-    plan = {}
-    for src, name in spec.lookup.items():
-        f = spec.by_name[name]
-        plan[src] = (name, _handler(f), f.max, None if f.type in ("text", "id") else {})
-    return plan
+    per_field = {f.name: (f.name, _handler(f), f.max, None if f.type in ("text", "id") else {}) for f in spec.fields}
+    return {src: per_field[name] for src, name in spec.lookup.items()}  # an alias shares its field's cache
 
 
 def _steps(spec: KindSpec, keys: tuple) -> tuple:

@@ -42,8 +42,6 @@ class SuiteRunner:
         self.suite = ctx.suites.add(suite)
         asset = ctx.data_sources.add_pandas(name=f"certpipe_{spec.kind}").add_dataframe_asset(name="batch")
         self.batch_definition = asset.add_batch_definition_whole_dataframe("whole")
-        self.rules = {e["type"] + json.dumps(e["kwargs"], sort_keys=True): e["meta"]["rule"]
-                      for e in raw["expectations"]}
         # Only the columns the suite names go into the frame GX sees.
         names = {e["kwargs"]["column"] for e in raw["expectations"]}
         self.columns = [f for f in spec.fields if f.name in names]

@@ -10,6 +10,7 @@ import json
 import logging
 
 from certpipe import warehouse
+from certpipe.alerts import check_refusal_rate
 from certpipe.hooks.his import HisHook
 from certpipe.ingest import KEYS, ingest
 
@@ -78,8 +79,6 @@ def ingest_landed(batch: dict, dsn: str) -> dict:
         result = ingest(conn, batch_id=batch["batch_id"], kind=kind, source=SOURCE, source_ref=facility,
                         records=payloads, record_ids=ids)
     out = {**batch, **result.summary()}
-    from certpipe.alerts import check_refusal_rate
-
     check_refusal_rate(out, source=SOURCE)  # alert (Variable `alerting`) when too many records were refused
     return out
 

@@ -24,29 +24,23 @@ UP = """
 ALTER TABLE wh.certificate_source DROP CONSTRAINT certificate_source_cert_id_fkey;
 ALTER TABLE wh.batch_record DROP CONSTRAINT batch_record_batch_id_fkey;
 
-CREATE FUNCTION wh.certificate_source_parent_check() RETURNS trigger LANGUAGE plpgsql AS $$
+-- After an INSERT statement: every inserted row has its parent. Arguments: parent table, key column.
+CREATE FUNCTION wh.check_parent() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    orphan boolean;
 BEGIN
-    IF EXISTS (SELECT FROM inserted i WHERE NOT EXISTS (SELECT FROM wh.certificate c WHERE c.cert_id = i.cert_id))
-    THEN
-        RAISE EXCEPTION 'wh.certificate_source: cert_id not present in wh.certificate'
+    EXECUTE format('SELECT EXISTS (SELECT FROM inserted i WHERE NOT EXISTS '
+                   '(SELECT FROM %s p WHERE p.%I = i.%I))', TG_ARGV[0], TG_ARGV[1], TG_ARGV[1]) INTO orphan;
+    IF orphan THEN
+        RAISE EXCEPTION '%.%: % not present in %', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV[1], TG_ARGV[0]
             USING ERRCODE = 'foreign_key_violation';
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER certificate_source_parent AFTER INSERT ON wh.certificate_source
-    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION wh.certificate_source_parent_check();
-
-CREATE FUNCTION wh.batch_record_parent_check() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF EXISTS (SELECT FROM inserted i WHERE NOT EXISTS (SELECT FROM wh.ingest_batch b WHERE b.batch_id = i.batch_id))
-    THEN
-        RAISE EXCEPTION 'wh.batch_record: batch_id not present in wh.ingest_batch'
-            USING ERRCODE = 'foreign_key_violation';
-    END IF;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER batch_record_parent AFTER INSERT ON wh.batch_record
-    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION wh.batch_record_parent_check();
+CREATE TRIGGER certificate_source_parent AFTER INSERT ON wh.certificate_source REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION wh.check_parent('wh.certificate', 'cert_id');
+CREATE TRIGGER batch_record_parent AFTER INSERT ON wh.batch_record REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION wh.check_parent('wh.ingest_batch', 'batch_id');
 
 -- Children may not move to another parent.
 CREATE FUNCTION wh.parent_key_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -58,22 +52,16 @@ CREATE TRIGGER certificate_source_parent_frozen BEFORE UPDATE OF cert_id ON wh.c
 CREATE TRIGGER batch_record_parent_frozen BEFORE UPDATE OF batch_id ON wh.batch_record
     FOR EACH ROW WHEN (OLD.batch_id IS DISTINCT FROM NEW.batch_id) EXECUTE FUNCTION wh.parent_key_frozen();
 
--- Deleting parents deletes their rows, as ON DELETE CASCADE did.
-CREATE FUNCTION wh.certificate_cascade() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Deleting parents deletes their rows, as ON DELETE CASCADE did. Arguments: child table, key column.
+CREATE FUNCTION wh.delete_children() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM wh.certificate_source s USING deleted d WHERE s.cert_id = d.cert_id;
+    EXECUTE format('DELETE FROM %s c USING deleted d WHERE c.%I = d.%I', TG_ARGV[0], TG_ARGV[1], TG_ARGV[1]);
     RETURN NULL;
 END $$;
-CREATE TRIGGER certificate_cascade AFTER DELETE ON wh.certificate
-    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION wh.certificate_cascade();
-
-CREATE FUNCTION wh.ingest_batch_cascade() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM wh.batch_record r USING deleted d WHERE r.batch_id = d.batch_id;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER ingest_batch_cascade AFTER DELETE ON wh.ingest_batch
-    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION wh.ingest_batch_cascade();
+CREATE TRIGGER certificate_cascade AFTER DELETE ON wh.certificate REFERENCING OLD TABLE AS deleted
+    FOR EACH STATEMENT EXECUTE FUNCTION wh.delete_children('wh.certificate_source', 'cert_id');
+CREATE TRIGGER ingest_batch_cascade AFTER DELETE ON wh.ingest_batch REFERENCING OLD TABLE AS deleted
+    FOR EACH STATEMENT EXECUTE FUNCTION wh.delete_children('wh.batch_record', 'batch_id');
 """
 
 DOWN = """
@@ -83,8 +71,7 @@ DROP TRIGGER batch_record_parent_frozen ON wh.batch_record;
 DROP TRIGGER certificate_source_parent_frozen ON wh.certificate_source;
 DROP TRIGGER batch_record_parent ON wh.batch_record;
 DROP TRIGGER certificate_source_parent ON wh.certificate_source;
-DROP FUNCTION wh.ingest_batch_cascade(), wh.certificate_cascade(), wh.parent_key_frozen(),
-    wh.batch_record_parent_check(), wh.certificate_source_parent_check();
+DROP FUNCTION wh.delete_children(), wh.parent_key_frozen(), wh.check_parent();
 ALTER TABLE wh.certificate_source ADD CONSTRAINT certificate_source_cert_id_fkey
     FOREIGN KEY (cert_id) REFERENCES wh.certificate ON DELETE CASCADE;
 ALTER TABLE wh.batch_record ADD CONSTRAINT batch_record_batch_id_fkey
