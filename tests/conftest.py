@@ -31,6 +31,7 @@ os.environ.update({
 })
 
 from devtools.embedded_pg import EmbeddedPostgres, free_port  # noqa: E402
+from tests import clock  # noqa: E402
 
 _counter = itertools.count()
 
@@ -83,6 +84,15 @@ def warehouse_dsn(pg_server, warehouse_template):
     pg_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(params=clock.INSTANTS, ids=[f"{t}UTC" for t in clock.INSTANTS])
+def vn_clock(request, pg_server, warehouse_dsn):
+    """Runs the test at each edge of Vietnam's day (tests/clock.py), Python and the test's database alike.
+    Take it before `wh` or `api`, so that their connections see the frozen database clock."""
+    with clock.frozen(clock.instant(request.param), admin_url=pg_server.admin_url,
+                      database=warehouse_dsn.rsplit("/", 1)[1]) as frozen:
+        yield frozen
+
+
 @pytest.fixture
 def wh(warehouse_dsn):
     from certpipe import warehouse
@@ -105,6 +115,12 @@ def sandbox_url():
 
     with run_in_thread(seed=7, births=120, deaths=40) as url:
         yield url
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "vn_clock" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.clock)
 
 
 def airflow_conn(uri: str, **extra) -> str:

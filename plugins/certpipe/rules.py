@@ -10,19 +10,18 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
+from certpipe import clock
 from certpipe import reference as ref
 from certpipe.schema import reason
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 CLOCK_SKEW = dt.timedelta(minutes=10)
 _CERT = re.compile(r"^(\d{5})\.(GCS|GBT)\.([0-9A-Z]{5})\.(\d{2})$")
 _PASSPORT = re.compile(r"^[A-Z0-9]{6,15}$")
 
 
 def now_local() -> dt.datetime:
-    return dt.datetime.now(TZ).replace(tzinfo=None)
+    return clock.vn_local_now()
 
 
 def _d(v: str | None) -> dt.datetime | None:

@@ -21,7 +21,7 @@ def sqlalchemy_url(dsn: str) -> str:
     raise ValueError("warehouse DSN must be a postgresql:// URL")
 
 
-def migrate(dsn: str, revision: str = "heads") -> None:
+def migrate(dsn: str, revision: str = "head") -> None:
     """Apply the versioned migrations (alembic) up to `revision`."""
     from alembic import command
     from alembic.config import Config
@@ -29,7 +29,7 @@ def migrate(dsn: str, revision: str = "heads") -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(dsn).replace("%", "%%"))
-    command.upgrade(cfg, revision)  # "heads": independent feature branches of migrations all apply
+    command.upgrade(cfg, revision)
 
 
 def warehouse_dsn(conn_id: str = WAREHOUSE_CONN_ID) -> str:

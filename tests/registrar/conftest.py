@@ -1,6 +1,5 @@
 """Registrar API served on loopback (real uvicorn, real PostgreSQL) over a warehouse loaded by the ingestion core."""
 
-import datetime as dt
 import secrets
 from dataclasses import dataclass
 
@@ -71,8 +70,3 @@ def api(warehouse_dsn, loaded, secret):
     app = create_app(warehouse_dsn, db_role="certpipe_registrar")
     with run_in_thread(app) as url:
         yield Api(url, secret, warehouse_dsn)
-
-
-@pytest.fixture
-def today():
-    return dt.date.today().isoformat()

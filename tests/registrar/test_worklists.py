@@ -6,12 +6,12 @@ CM = ("cm.hotich", "UBND phường An Xuyên", "96")
 
 
 def age(wh, cert_key, days):
-    wh.execute("UPDATE wh.certificate SET created_at = now() - make_interval(days => %s) WHERE cert_key = %s",
+    wh.execute("UPDATE wh.certificate SET created_at = wh.clock() - make_interval(days => %s) WHERE cert_key = %s",
                (days, cert_key))
     wh.commit()
 
 
-def test_unregistered_after_n_days_in_the_offices_scope(api, wh):
+def test_unregistered_after_n_days_in_the_offices_scope(vn_clock, api, wh):
     for key, days in [("00001.GCS.01020.25", 10), ("00002.GCS.01020.25", 10), ("00003.GCS.01020.25", 1),
                       ("00004.GCS.01020.25", 12), ("00001.GBT.96025.25", 30)]:
         age(wh, key, days)
@@ -31,29 +31,13 @@ def test_unregistered_after_n_days_in_the_offices_scope(api, wh):
     assert all("record" not in i for i in province["items"])
 
 
-DHIS2_STANDIN = """
-CREATE TABLE wh.dhis2_death_event (event_uid text PRIMARY KEY, org_unit text NOT NULL, commune_code text,
-    date_of_death date, recorded_at timestamptz, deleted boolean NOT NULL DEFAULT false, data_values jsonb NOT NULL,
-    id_number text, name_key text, cert_id bigint, match_method text, first_seen_at timestamptz DEFAULT now());
-CREATE TABLE wh.cause_of_death (cert_id bigint NOT NULL, source text NOT NULL, text text, icd10 text,
-    event_uid text, PRIMARY KEY (cert_id, source));
-CREATE VIEW wh.dhis2_unregistered_deaths AS
-SELECT e.commune_code, e.org_unit, e.event_uid, e.cert_id, e.date_of_death, e.recorded_at,
-       (current_date - (e.recorded_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date) AS waiting_days
-FROM wh.dhis2_death_event e LEFT JOIN wh.certificate c ON c.cert_id = e.cert_id
-WHERE NOT e.deleted AND (c.cert_id IS NULL OR c.status <> 'used');
-"""
-
-
 def with_dhis2(wh, death_id):
-    """DHIS2 A6 events and causes, in the DHIS2 branch's tables (migration 0004), or a stand-in without it."""
-    if wh.execute("SELECT to_regclass('wh.dhis2_death_event')").fetchone()[0] is None:
-        wh.execute(DHIS2_STANDIN)
+    """DHIS2 A6 events and causes (recorded N days before the database clock)."""
     for uid, commune, cert, days in [("ev1", "32014", death_id, 17), ("ev2", "32014", None, 10),
                                      ("ev3", "31942", None, 8), ("ev4", "00004", None, 8)]:
         wh.execute("INSERT INTO wh.dhis2_death_event (event_uid, org_unit, commune_code, date_of_death, recorded_at, "
-                   "data_values, id_number, cert_id, match_method) VALUES (%s, %s, %s, current_date - 20, "
-                   "now() - make_interval(days => %s), '{}', %s, %s, %s)",
+                   "data_values, id_number, cert_id, match_method) VALUES (%s, %s, %s, wh.vn_today() - 20, "
+                   "wh.clock() - make_interval(days => %s), '{}', %s, %s, %s)",
                    (uid, "ou" + uid, commune, days, DECEASED_ID if cert else None, cert, cert and "id_number"))
     wh.execute("INSERT INTO wh.cause_of_death (cert_id, source, text, icd10, event_uid) VALUES "
                "(%s, 'hospital', 'Nhồi máu cơ tim cấp', 'I21.9', NULL), "
@@ -74,7 +58,7 @@ def test_without_dhis2_the_worklist_is_empty_with_a_note(api, wh):
     assert death["dhis2"]["available"] is False and death["cause_of_death"]["by_source"] is None
 
 
-def test_dhis2_deaths_not_registered_per_commune_and_the_match_on_look_up(api, wh):
+def test_dhis2_deaths_not_registered_per_commune_and_the_match_on_look_up(vn_clock, api, wh):
     cid = api.cert_id(wh, "00001.GBT.96025.25")
     with_dhis2(wh, cid)
     with api.client(api.token(*CM)) as cm, api.client(api.token(*CM, "32014")) as ax, api.client(api.token()) as hn:

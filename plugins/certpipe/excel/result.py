@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
+from certpipe import clock
 from certpipe.excel.reader import SheetLayout, Workbook
 from certpipe.schema import kind_spec, message
 
@@ -23,7 +24,6 @@ OUTCOME_TEXT = {"stored": "Đã nhận (mới)", "updated": "Đã nhận (cập 
 KIND_TEXT = {"GCS": "Giấy chứng sinh", "GBT": "Giấy báo tử"}
 STATUS_TEXT = {"done": "Đã xử lý", "quarantined": "Không đọc được file (đã chuyển vào thư mục quarantine/)",
                "duplicate": "Trùng với file đã nộp (không xử lý lại)"}
-_VN = dt.timezone(dt.timedelta(hours=7))
 _PAREN = re.compile(r"\s*\(.*?\)")
 FIXED = ["Dòng trong file gốc", "Kết quả", "Lý do"]
 
@@ -39,7 +39,7 @@ def _when(t) -> str:
     if t is None:
         return ""
     if isinstance(t, dt.datetime):
-        return t.astimezone(_VN).strftime("%d/%m/%Y %H:%M:%S")
+        return t.astimezone(clock.VN).strftime("%d/%m/%Y %H:%M:%S")
     return str(t)
 
 

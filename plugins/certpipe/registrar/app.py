@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from certpipe import clock
 from certpipe.registrar.auth import Registrar, TokenError, secret_from_env, verify_token
 
 log = logging.getLogger("certpipe.registrar")
@@ -355,7 +356,7 @@ def create_app(dsn: str | None = None, *, jwt_secret: str | None = None, db_role
               responses={**not_found, 409: {"description": MSG["used"]}},
               summary="Mark a certificate used by a registration (once)")
     def mark_used(cert_id: int, body: Registration, request: Request, reg: Reg) -> dict:
-        if body.registered_on > dt.date.today() + dt.timedelta(days=1):
+        if body.registered_on > clock.vn_today():
             raise HTTPException(422, MSG["invalid"])
         info = {"registration_no": body.registration_no, "registered_on": body.registered_on.isoformat(),
                 "office": reg.office, "officer": reg.sub}
@@ -417,8 +418,8 @@ def create_app(dsn: str | None = None, *, jwt_secret: str | None = None, db_role
             "SELECT c.cert_id, c.kind, c.cert_key, c.facility_code, c.issued_on, "
             "(CASE c.kind WHEN 'GCS' THEN c.record->>'MAXA_CU_TRU' ELSE c.record->>'MAXA_THUONGTRU' END) "
             "AS commune_code, c.created_at AS received_at, "
-            "(current_date - (c.created_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::date) AS waiting_days "
-            "FROM wh.certificate c WHERE c.status = 'received' AND c.created_at <= now() - make_interval(days => %s) "
+            "(wh.vn_today() - wh.vn_date(c.created_at)) AS waiting_days FROM wh.certificate c "
+            "WHERE c.status = 'received' AND c.created_at <= wh.clock() - make_interval(days => %s) "
             "AND (%s::text IS NULL OR c.kind = %s) AND {} ORDER BY c.created_at, c.cert_id LIMIT 5000").format(scope)
         with db.connect() as conn:
             items = conn.execute(q, [days, kind, kind, *sp]).fetchall()

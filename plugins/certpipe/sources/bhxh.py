@@ -11,7 +11,7 @@ import json
 import logging
 import re
 
-from certpipe import warehouse
+from certpipe import clock, warehouse
 from certpipe.alerts import check_refusal_rate
 from certpipe.hooks.bhxh import CRITERIA, BhxhHook
 from certpipe.ingest import ingest
@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 SOURCE = "bhxh"
 LOOKUP_REF = "lookup"
 DEFAULT_OVERLAP = dt.timedelta(minutes=10)
-VN_TZ = dt.timezone(dt.timedelta(hours=7))
 
 
 def provinces_from(value: str | list) -> list[str]:
@@ -122,7 +121,7 @@ def _date(text: str) -> str:
             d = dt.datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-        if d > dt.datetime.now(VN_TZ).date():
+        if d > clock.vn_today():
             break
         return d.strftime("%Y%m%d")
     raise InvalidRequest(MESSAGES["date"])

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from psycopg.types.json import Jsonb
 
-from certpipe import warehouse
+from certpipe import clock, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def registration_event(cert: dict, org_unit: str) -> dict:
     m = mapping()
     de, rec, reg = m["dataElements"], cert["record"], cert["registration"] or {}
     dod = to_date(rec.get("NGAY_TV"))
-    reg_date = to_date(reg.get("date")) or (cert["used_at"].astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    reg_date = to_date(reg.get("date")) or (clock.vn_date(cert["used_at"])
                                              if cert["used_at"] else None)
     values = {
         "full_name": rec.get("HO_TEN"), "sex": m["optionSets"]["sex"]["values"].get(str(rec.get("GIOI_TINH"))),

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import logging
 
-from certpipe import warehouse
+from certpipe import clock, warehouse
 from certpipe.alerts import check_refusal_rate
 from certpipe.hooks.his import HisHook
 from certpipe.ingest import KEYS, ingest
@@ -45,7 +45,7 @@ def _parse_ts(v: str | None) -> dt.datetime | None:
     if not v:
         return None
     t = dt.datetime.fromisoformat(v)
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    return clock.as_vn(t)
 
 
 def extract(hospital: dict, kind: str, dsn: str, *, run_id: str | None = None,
