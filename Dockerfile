@@ -1,6 +1,6 @@
 # Airflow image for the certificate pipeline (birth / death certificates).
 # Build:  docker compose build      (docker-compose.yaml uses `build: .`)
-FROM apache/airflow:3.3.2-python3.11
+FROM apache/airflow:3.3.2-python3.11 AS airflow
 
 # Must match the base image tag above and the pin in requirements.lock (the build checks it).
 ARG AIRFLOW_VERSION=3.3.2
@@ -28,11 +28,16 @@ RUN set -eu; \
     pip check || echo "WARNING: pip check reported conflicts (see above)" >&2; \
     rm -f /tmp/requirements.lock /tmp/runtime.lock
 
-# Project code. Airflow adds /opt/airflow/dags and /opt/airflow/plugins (package `certpipe`) to sys.path.
+# Project code: the `certpipe` package and the registrar service are installed (no PYTHONPATH); DAG files and
+# plugin registrations are where Airflow looks for them; the schemas are data. The sandbox and dev tools are not
+# in this image (stage `sandbox` below adds the stand-in for `docker compose --profile sandbox`).
+COPY --chown=airflow:0 pyproject.toml README.md /opt/certpipe/
+COPY --chown=airflow:0 src/ /opt/certpipe/src/
+COPY --chown=airflow:0 services/ /opt/certpipe/services/
+RUN pip install --no-cache-dir --no-deps /opt/certpipe && rm -rf /opt/certpipe
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
-COPY --chown=airflow:0 sandbox/ /opt/airflow/sandbox/
 COPY --chown=airflow:0 docker/init.sh /opt/airflow/docker/init.sh
 
 ENV CERTPIPE_SCHEMAS_DIR=/opt/airflow/include/schemas
@@ -40,6 +45,12 @@ ENV CERTPIPE_SCHEMAS_DIR=/opt/airflow/include/schemas
 # Fail the build early if the project packages, or the providers this stack relies on
 # (celery: CeleryExecutor; amazon: `aws` connection type for MinIO), do not import after the lock install.
 WORKDIR /opt/airflow
-RUN PYTHONPATH=/opt/airflow/plugins:/opt/airflow python -c "import certpipe.warehouse, sandbox.app" \
+RUN python -c "import certpipe.warehouse, certpipe.core.ingest, registrar.app" \
     && python -c "import airflow.providers.celery.executors.celery_executor, airflow.providers.amazon.aws.hooks.s3" \
     && airflow version
+
+# The source-system stand-in (HIS, BHXH, DHIS2, security server) for `docker compose --profile sandbox`: never
+# part of the production image.
+FROM airflow AS sandbox
+COPY --chown=airflow:0 sandbox/ /opt/airflow/sandbox/
+RUN python -c "import sandbox.app"

@@ -57,7 +57,7 @@ def bhxh_lookup():
     def validate_request(**context) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from certpipe.sources.bhxh import InvalidRequest, parse_request
+        from certpipe.sources.bhxh.pull import InvalidRequest, parse_request
 
         try:
             kind, criteria = parse_request(dict(context["params"]))
@@ -70,7 +70,7 @@ def bhxh_lookup():
         from airflow.sdk import Variable
 
         from certpipe import warehouse
-        from certpipe.sources.bhxh import lookup
+        from certpipe.sources.bhxh.pull import lookup
 
         client = Variable.get("bhxh_client", default={}, deserialize_json=True)
         return lookup(dict(context["params"]), warehouse.warehouse_dsn(), run_id=context["run_id"], client=client)

@@ -31,7 +31,7 @@ KINDS = ("GCS", "GBT")
 def bhxh_pull():
     @task
     def provinces() -> list[str]:
-        from certpipe.sources.bhxh import provinces_from
+        from certpipe.sources.bhxh.pull import provinces_from
 
         return provinces_from(Variable.get("bhxh_provinces", default="[]"))
 
@@ -41,7 +41,7 @@ def bhxh_pull():
             @task(task_id=f"extract_{kind.lower()}")
             def extract(province: str, kind: str = kind, **context) -> dict:
                 from certpipe import warehouse
-                from certpipe.sources.bhxh import pull_window
+                from certpipe.sources.bhxh.pull import pull_window
 
                 client = Variable.get("bhxh_client", default={}, deserialize_json=True)
                 return pull_window(province, kind, context["data_interval_start"], context["data_interval_end"],
@@ -50,7 +50,7 @@ def bhxh_pull():
             @task(task_id=f"ingest_{kind.lower()}")
             def ingest(batch: dict) -> dict:
                 from certpipe import warehouse
-                from certpipe.sources.bhxh import ingest_window
+                from certpipe.sources.bhxh.pull import ingest_window
 
                 return ingest_window(batch, warehouse.warehouse_dsn())
 

@@ -29,7 +29,7 @@ def dhis2_cod_sync():
     @task
     def push(**context) -> dict:
         from certpipe import warehouse
-        from certpipe.sources.dhis2 import push_registrations, settings_from
+        from certpipe.sources.dhis2.mortality import push_registrations, settings_from
 
         settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
         return push_registrations(context["data_interval_start"], context["data_interval_end"],
@@ -38,7 +38,7 @@ def dhis2_cod_sync():
     @task
     def pull_causes(pushed: dict, **context) -> dict:
         from certpipe import warehouse
-        from certpipe.sources.dhis2 import pull_causes, settings_from
+        from certpipe.sources.dhis2.mortality import pull_causes, settings_from
 
         settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
         return pull_causes(context["data_interval_start"], context["data_interval_end"],

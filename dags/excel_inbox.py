@@ -32,7 +32,7 @@ def excel_inbox():
     @task
     def scan(**context) -> list[int]:
         from certpipe import warehouse
-        from certpipe.sources import excel
+        from certpipe.sources.excel import inbox as excel
 
         root = excel.inbox_root()
         excel.ensure_template(root)
@@ -42,7 +42,7 @@ def excel_inbox():
     @task(map_index_template=LABEL, max_active_tis_per_dagrun=2)
     def process(file_id: int, **context) -> dict:
         from certpipe import warehouse
-        from certpipe.sources import excel
+        from certpipe.sources.excel import inbox as excel
 
         return excel.process(excel.inbox_root(), warehouse.warehouse_dsn(), file_id, run_id=context["run_id"])
 

@@ -29,7 +29,7 @@ LABEL = "{{ task.op_kwargs['hospital']['facility'] if task.op_kwargs.get('hospit
 def his_pull():
     @task
     def hospitals() -> list[dict]:
-        from certpipe.sources.his import hospitals_from
+        from certpipe.sources.his.pull import hospitals_from
 
         return hospitals_from(Variable.get("his_hospitals", default="[]"))
 
@@ -39,21 +39,21 @@ def his_pull():
             @task(task_id=f"extract_{kind.lower()}")
             def extract(hospital: dict, kind: str = kind, **context) -> dict:
                 from certpipe import warehouse
-                from certpipe.sources.his import extract
+                from certpipe.sources.his.pull import extract
 
                 return extract(hospital, kind, warehouse.warehouse_dsn(), run_id=context["run_id"])
 
             @task(task_id=f"ingest_{kind.lower()}")
             def ingest(batch: dict) -> dict:
                 from certpipe import warehouse
-                from certpipe.sources.his import ingest_landed
+                from certpipe.sources.his.pull import ingest_landed
 
                 return ingest_landed(batch, warehouse.warehouse_dsn())
 
             @task(task_id=f"acknowledge_{kind.lower()}")
             def acknowledge(hospital: dict, batch: dict) -> dict:
                 from certpipe import warehouse
-                from certpipe.sources.his import acknowledge
+                from certpipe.sources.his.pull import acknowledge
 
                 return acknowledge(hospital, batch, warehouse.warehouse_dsn())
 

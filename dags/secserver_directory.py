@@ -36,7 +36,7 @@ def secserver_directory():
     @task
     def refresh(**context) -> dict:
         from certpipe import warehouse
-        from certpipe.secserver import refresh_directory
+        from certpipe.sources.secserver.directory import refresh_directory
 
         return refresh_directory(CONN_ID, warehouse.warehouse_dsn(), max_shrink=float(context["params"]["max_shrink"]),
                                  run_id=f"secserver_directory/{context['run_id']}")

@@ -13,7 +13,7 @@ def main() -> None:
     import pandas  # noqa: F401
     from airflow.__main__ import main as airflow_main
 
-    import certpipe.ingest  # noqa: F401
+    import certpipe.core.ingest  # noqa: F401
 
     sys.argv = ["airflow", *sys.argv[1:]]
     airflow_main()

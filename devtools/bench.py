@@ -15,29 +15,24 @@ Output holds counts only.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import pickle
+import resource
+import statistics
+import subprocess
 import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for _p in (ROOT / "plugins", ROOT):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import importlib  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import pickle  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from itertools import islice  # noqa: E402
-
 SEED = 42
 KIND = "GCS"
 SOURCE = "bench"
@@ -99,7 +94,7 @@ def step_generate(dsn: str, n: int, batch_size: int) -> dict:
 def step_copy_baseline(dsn: str, n: int, batch_size: int) -> dict:
     """Raw COPY of (cert_key, record jsonb) into an empty keyed table: the machine's own limit."""
     from certpipe import warehouse
-    from certpipe.ingest import cert_key
+    from certpipe.core.ingest import cert_key
 
     secs, done = 0.0, 0
     with warehouse.connect(dsn) as conn:
@@ -124,7 +119,7 @@ def _ingest_all(dsn: str, n: int, batch_size: int, changed: bool) -> dict:
     """The core as a backfill runs it (ingest_stream: the next batch is validated while the database applies the
     current one). Generating the synthetic records happens inside the stream; its time is measured and
     subtracted, so the rate is the core's alone."""
-    from certpipe.ingest import ingest_stream
+    from certpipe.core.ingest import ingest_stream
 
     totals = {"stored": 0, "updated": 0, "unchanged": 0, "refused": 0}
     gen = 0.0
@@ -238,7 +233,7 @@ def preload(modules: tuple[str, ...]) -> float | None:
     gx = None
     for m in modules:
         if m == "gx":
-            from certpipe.validate import suite_runner
+            from certpipe.core.validate import suite_runner
 
             t = time.perf_counter()
             suite_runner(KIND)  # cached: the forked children use this context
@@ -310,13 +305,13 @@ class Preloader:
 
 # Run order: where each step runs ("main": forked from this process, "gx": from the preloader), and what that
 # process imports first (cumulative), so a step's peak RSS holds no module it does not use itself.
-MAIN_PRELOAD = ("sandbox.generate", "certpipe.warehouse", "certpipe.ingest", "certpipe.excel.reader",
+MAIN_PRELOAD = ("sandbox.generate", "certpipe.warehouse", "certpipe.core.ingest", "certpipe.sources.excel.reader",
                 "python_calamine")
 GX_PRELOAD = (*MAIN_PRELOAD, "pandas", "openpyxl", "gx")
 PLAN = [("generate", "main", ()), ("copy_baseline", "main", ()), ("excel_read", "main", ()),
         ("excel_read_streamed", "main", ("openpyxl",)), ("pandas_read_excel_openpyxl", "main", ("pandas",)),
         ("first_load", "gx", ()), ("unchanged_rerun", "gx", ()), ("changed_10pct", "gx", ()),
-        ("excel_end_to_end", "gx", ("certpipe.sources.excel", "airflow.sdk"))]
+        ("excel_end_to_end", "gx", ("certpipe.sources.excel.inbox", "airflow.sdk"))]
 
 
 # ---------------------------------------------------------------- DAG import time
@@ -357,8 +352,7 @@ for f in sys.argv[2:]:
 def start_dag_import_times(airflow_home: str, repeat: int = 3) -> subprocess.Popen:
     """Start the interpreter of the DAG import times: it imports airflow.sdk while the bench sets up, then waits
     for dag_import_times. Nothing is timed before that."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags")}
+    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags")}
     env.setdefault("AIRFLOW_HOME", airflow_home)
     files = [str(f) for f in sorted((ROOT / "dags").glob("*.py"))]
     return subprocess.Popen([sys.executable, "-c", _IMPORT_SNIPPET, str(repeat), *files], env=env, cwd=ROOT,

@@ -26,7 +26,7 @@ ENV = "CERTPIPE_BENCH_XLSX"
 
 
 def write_file(path: Path, n: int, seed: int = 42) -> Path:
-    from certpipe.excel import template
+    from certpipe.sources.excel import template
     from sandbox.generate import generate_bulk_births
 
     return template.build(path, {"GCS": generate_bulk_births(n, seed, facilities=[FACILITY])})
@@ -37,7 +37,7 @@ def _file() -> Path:
 
 
 def step_excel_read(dsn: str, n: int, batch_size: int) -> dict:
-    from certpipe.excel.reader import read_records
+    from certpipe.sources.excel.reader import read_records
 
     t = time.perf_counter()
     done = sum(1 for _ in read_records(_file()))
@@ -47,7 +47,7 @@ def step_excel_read(dsn: str, n: int, batch_size: int) -> dict:
 def step_excel_read_streamed(dsn: str, n: int, batch_size: int) -> dict:
     import dataclasses
 
-    from certpipe.excel.reader import Limits, read_records
+    from certpipe.sources.excel.reader import Limits, read_records
 
     t = time.perf_counter()
     done = sum(1 for _ in read_records(_file(), dataclasses.replace(Limits.from_env(), calamine_max_cells=0)))
@@ -57,8 +57,8 @@ def step_excel_read_streamed(dsn: str, n: int, batch_size: int) -> dict:
 def step_excel_end_to_end(dsn: str, n: int, batch_size: int) -> dict:
     from airflow.sdk import ObjectStoragePath
 
-    from certpipe.sources import excel
-    from certpipe.validate import suite_runner
+    from certpipe.core.validate import suite_runner
+    from certpipe.sources.excel import inbox as excel
 
     suite_runner("GCS")  # GX context: paid once per worker process, as in the main bench
     with tempfile.TemporaryDirectory(prefix="certpipe-bench-bucket-") as tmp:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return stack.stop()
     if a.cmd == "test":
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]))
-        return subprocess.call([sys.executable, "-m", "pytest", *a.pytest_args], cwd=ROOT, env=env)
+        return subprocess.call([sys.executable, "-m", "pytest", *a.pytest_args], cwd=ROOT)
     if a.cmd == "bench":
         return subprocess.call([sys.executable, "-m", "devtools.bench", *a.bench_args], cwd=ROOT)
     if a.cmd == "lint":

@@ -68,7 +68,6 @@ def airflow_env(pg_url_airflow: str) -> dict:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "GX_ANALYTICS_ENABLED": "false",
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
     })
     return env
 
@@ -180,7 +179,7 @@ def prepare_inbox() -> Path:
     """Excel inbox (solution 3): the watched folder, the template where hospitals get it, one inbox per hospital."""
     from airflow.sdk import ObjectStoragePath
 
-    from certpipe.sources import excel
+    from certpipe.sources.excel import inbox as excel
 
     bucket = STATE / "bucket"
     bucket.mkdir(parents=True, exist_ok=True)
@@ -242,7 +241,7 @@ def up(wait: bool = True) -> int:
         cmd = [sys.executable, "-m", module, name] + (["--port", str(API_PORT)] if name == "api-server" else [])
         procs[name] = _start(name, cmd, env)
     # registrar API (docs/registrar-api.md): sessions as the least-privilege role, signing key in .state
-    procs["registrar-api"] = _start("registrar-api", [sys.executable, "-m", "certpipe.registrar", "--port",
+    procs["registrar-api"] = _start("registrar-api", [sys.executable, "-m", "registrar", "--port",
                                                       str(REGISTRAR_PORT)],
                                     {**env, "CERTPIPE_REGISTRAR_DB_URL": warehouse_url,
                                      "CERTPIPE_REGISTRAR_DB_ROLE": "certpipe_registrar",

@@ -11,7 +11,6 @@ log() { printf '\n[init] %s\n' "$*"; }
 die() { printf '\n[init] ERROR: %s\n' "$*" >&2; exit 1; }
 
 AIRFLOW_HOME="${AIRFLOW_HOME:-/opt/airflow}"
-PLUGINS_DIR="${AIRFLOW_HOME}/plugins"
 PASSWORDS_FILE="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-${AIRFLOW_HOME}/config/simple_auth_manager_passwords.json}"
 
 # 1. Required settings ---------------------------------------------------------------------------
@@ -58,9 +57,8 @@ PY
 # 4. Warehouse migrations -----------------------------------------------------------------------
 log "Migrating the certificate warehouse (${WAREHOUSE_DB_HOST}/${WAREHOUSE_DB_NAME})"
 python - <<PY
-import os, sys
+import os
 from urllib.parse import quote
-sys.path.insert(0, "${PLUGINS_DIR}")
 from certpipe import warehouse
 e = os.environ
 dsn = "postgresql://{}:{}@{}:5432/{}".format(

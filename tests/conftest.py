@@ -14,9 +14,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT / "plugins", ROOT):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
 
 _TMP = Path(tempfile.mkdtemp(prefix="certpipe-tests-"))
 os.environ.update({

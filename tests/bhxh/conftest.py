@@ -19,7 +19,7 @@ CLIENT = {"attempts": 3, "backoff": 0.01, "max_backoff": 0.3, "timeout": 2}
 @pytest.fixture
 def bhxh(sandbox_url, monkeypatch):
     """The sandbox, reset, with connection bhxh_default and fast client settings; the token cache emptied."""
-    from certpipe.hooks import bhxh as hook
+    from certpipe.sources.bhxh import hook
 
     httpx.post(f"{sandbox_url}/_control/reset", json={"seed": 7, "births": 120, "deaths": 40}).raise_for_status()
     monkeypatch.setenv("AIRFLOW_CONN_BHXH_DEFAULT", json.dumps({

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from certpipe.hooks import bhxh as bhxh_hook
-from certpipe.hooks.base import SourceRejected, SourceUnavailable
-from certpipe.hooks.bhxh import BhxhHook
+from certpipe.errors import SourceRejected, SourceUnavailable
+from certpipe.sources.bhxh import hook as bhxh_hook
+from certpipe.sources.bhxh.hook import BhxhHook
 from tests.bhxh.conftest import CLIENT, WINDOWS, fault, load_windows, served, window_data
 
 FROM, TO = WINDOWS[0][0], WINDOWS[-1][1]

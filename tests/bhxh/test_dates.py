@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from certpipe.sources.bhxh import InvalidRequest, parse_request
+from certpipe.sources.bhxh.pull import InvalidRequest, parse_request
 
 
 def form(day: dt.date) -> dict:

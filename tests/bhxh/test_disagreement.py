@@ -2,8 +2,8 @@
 disagreement recorded (which fields, both versions' hashes and pointers), never silently overwritten."""
 
 from certpipe import warehouse
-from certpipe.ingest import ingest
-from certpipe.sources.bhxh import ingest_window, pull_window
+from certpipe.core.ingest import ingest
+from certpipe.sources.bhxh.pull import ingest_window, pull_window
 from tests.bhxh.conftest import CLIENT, WINDOWS, load, window_data
 
 

@@ -79,7 +79,7 @@ def test_malformed_request_is_refused_in_vietnamese_before_any_call(bhxh_env, wh
 def test_every_malformed_form_has_a_vietnamese_message():
     import pytest
 
-    from certpipe.sources.bhxh import MESSAGES, InvalidRequest, parse_request
+    from certpipe.sources.bhxh.pull import MESSAGES, InvalidRequest, parse_request
 
     cases = [
         ({"request_type": "SOMETHING"}, "type"),

@@ -5,7 +5,7 @@ import unicodedata
 import pytest
 
 from certpipe import warehouse
-from certpipe.ingest import ingest, ingest_stream
+from certpipe.core.ingest import ingest, ingest_stream
 from tests.core.records import birth, death
 
 

@@ -152,7 +152,7 @@ def test_excel_file_refused_above_threshold_alerts_a_clean_one_does_not(bucket, 
 
 
 def test_bhxh_window_refused_above_threshold_alerts_a_clean_one_does_not(bhxh, warehouse_dsn, alerting, webhook):
-    from certpipe.sources import bhxh as source
+    from certpipe.sources.bhxh import pull as source
     from sandbox.generate import generate_births
     from tests.bhxh.conftest import CLIENT, DAY, WINDOWS, load
 

@@ -58,7 +58,9 @@ def test_services_executor_and_worker_scalability():
         assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql"), name
         assert "_PIP_ADDITIONAL_REQUIREMENTS" not in env, name
     # every Airflow container gets the image built from the Dockerfile
-    assert all(services[n].get("build") == "." for n in check_compose.AIRFLOW_SERVICES)
+    airflow_image = {"context": ".", "target": "airflow"}
+    assert all(services[n].get("build") == airflow_image for n in check_compose.AIRFLOW_SERVICES)
+    assert services["sandbox"]["build"] == {"context": ".", "target": "sandbox"}  # never the production image
 
 
 def test_no_secret_literal_in_compose():

@@ -40,7 +40,7 @@ def test_base_image_and_airflow_pin_match_the_lock():
     pins = lock_pins(ROOT / "requirements.lock")
     ins = instructions()
     base = next(a for i, a in ins if i == "FROM")
-    m = re.fullmatch(r"apache/airflow:([\d.]+)-python3\.11", base)
+    m = re.fullmatch(r"apache/airflow:([\d.]+)-python3\.11 AS airflow", base)
     assert m, base
     assert pins["apache-airflow"] == m.group(1)
     args = dict(a.split("=", 1) for i, a in ins if i == "ARG" and "=" in a)
@@ -53,7 +53,11 @@ def test_pip_installs_the_lock_with_airflow_pinned():
     assert any(shlex.split(a)[-2:] == ["requirements.lock", "/tmp/requirements.lock"] for a in copies)
     runs = [a for i, a in ins if i == "RUN"]
     installs = [cmd.strip() for r in runs for cmd in r.split(";") if re.search(r"\bpip install\b", cmd)]
+    # one install of the lock; the project itself goes on top without dependencies
+    project = [i for i in installs if "/opt/certpipe" in i]
+    installs = [i for i in installs if i not in project]
     assert len(installs) == 1, installs
+    assert len(project) == 1 and "--no-deps" in project[0]
     argv = shlex.split(installs[0])
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in installs[0] or "apache-airflow==${AIRFLOW_VERSION}" in argv
     req = argv[argv.index("-r") + 1]
@@ -92,3 +96,17 @@ def test_no_pip_additional_requirements_anywhere():
         text = (ROOT / name).read_text()
         lines = [ln for ln in text.splitlines() if "_PIP_ADDITIONAL_REQUIREMENTS" in ln]
         assert all(ln.lstrip().startswith("#") for ln in lines), f"{name}: _PIP_ADDITIONAL_REQUIREMENTS in use"
+
+
+def test_the_production_stage_holds_no_sandbox_nor_dev_tools():
+    ins = instructions()
+    stages, current = {}, None
+    for i, a in ins:
+        if i == "FROM":
+            current = a.split()[-1]
+        elif i == "COPY":
+            stages.setdefault(current, []).append(shlex.split(a)[-2])
+    assert "sandbox/" in stages["sandbox"]
+    assert not {"sandbox/", "devtools/", "tests/", "scripts/"} & set(stages["airflow"])
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    assert "!devtools/" not in ignore and "!tests/" not in ignore

@@ -41,7 +41,7 @@ def dhis2_env(dhis2, warehouse_dsn, monkeypatch, airflow_db, tmp_path):
 
 
 def settings(**over):
-    from certpipe.sources.dhis2 import settings_from
+    from certpipe.sources.dhis2.mortality import settings_from
 
     return settings_from({"org_units": [ROOT], "page_size": 3, "overlap_minutes": 60, "client": CLIENT, **over})
 

@@ -23,7 +23,7 @@ def requests_of(url, path="/dhis2/api/tracker/events"):
 
 @pytest.mark.parametrize("version", ["2.40", "2.41", "2.42"])
 def test_pages_through_every_version_with_its_own_parameters(dhis2, version):
-    from certpipe.hooks.dhis2 import Dhis2Hook
+    from certpipe.sources.dhis2.hook import Dhis2Hook
 
     set_version(dhis2, version)
     load_events(dhis2, [a6_event(f"Ev{i:09d}", "00190" if i % 2 else "09988",
@@ -44,8 +44,8 @@ def test_pages_through_every_version_with_its_own_parameters(dhis2, version):
 
 
 def test_version_pinned_in_the_connection_and_token_auth(dhis2, monkeypatch):
-    from certpipe.hooks.base import SourceRejected
-    from certpipe.hooks.dhis2 import Dhis2Hook
+    from certpipe.errors import SourceRejected
+    from certpipe.sources.dhis2.hook import Dhis2Hook
 
     set_version(dhis2, "2.42")
     monkeypatch.setenv("AIRFLOW_CONN_DHIS2_PAT", json.dumps({
@@ -62,7 +62,7 @@ def test_version_pinned_in_the_connection_and_token_auth(dhis2, monkeypatch):
 
 
 def test_deleted_events_come_with_include_deleted_and_5xx_is_retried(dhis2):
-    from certpipe.hooks.dhis2 import Dhis2Hook
+    from certpipe.sources.dhis2.hook import Dhis2Hook
 
     load_events(dhis2, [a6_event("EvAlive0001", updated=T0), a6_event("EvGone00001", updated=T0)])
     httpx.post(f"{dhis2}/_control/dhis2/events/EvGone00001/delete",
@@ -77,7 +77,7 @@ def test_deleted_events_come_with_include_deleted_and_5xx_is_retried(dhis2):
 
 @pytest.mark.parametrize("version", ["2.40", "2.42"])
 def test_partial_import_errors_are_read_per_object(dhis2, version):
-    from certpipe.hooks.dhis2 import Dhis2Hook, object_outcomes
+    from certpipe.sources.dhis2.hook import Dhis2Hook, object_outcomes
 
     set_version(dhis2, version)
     good = {"event": "EvImport001", "program": "uX3pS8aZHN2", "programStage": "qgYbmBm4kx8",
@@ -95,7 +95,7 @@ def test_partial_import_errors_are_read_per_object(dhis2, version):
 
 
 def test_deterministic_event_uids_and_name_keys():
-    from certpipe.sources.dhis2 import event_uid, name_key
+    from certpipe.sources.dhis2.mortality import event_uid, name_key
 
     uid = event_uid("00117.GBT.01020.26")
     assert uid == event_uid("00117.GBT.01020.26") != event_uid("00118.GBT.01020.26")
@@ -105,7 +105,7 @@ def test_deterministic_event_uids_and_name_keys():
 
 
 def test_unknown_client_option_in_the_variable_is_a_clear_error():
-    from certpipe.sources.dhis2 import settings_from
+    from certpipe.sources.dhis2.mortality import settings_from
 
     with pytest.raises(ValueError, match="unknown option.*retries.*allowed: timeout"):
         settings_from({"org_units": ["ImspTQPwCqd"], "client": {"timeout": 5, "retries": 3}})

@@ -18,7 +18,7 @@ def pushes(wh):
 
 
 def test_weekly_push_is_idempotent_keeps_errors_and_pulls_causes_back(dhis2_env, wh):
-    from certpipe.sources.dhis2 import event_uid
+    from certpipe.sources.dhis2.mortality import event_uid
 
     week2 = last_monday_2am()
     week1 = week2 - dt.timedelta(days=7)

@@ -38,7 +38,7 @@ def test_catch_up_over_three_missed_days_each_run_owns_its_day(dhis2_env, wh):
 
 
 def test_matching_by_id_then_normalised_name_and_the_unregistered_list(dhis2, wh, warehouse_dsn):
-    from certpipe.sources.dhis2 import match_events, pull_window
+    from certpipe.sources.dhis2.mortality import match_events, pull_window
 
     used = dt.datetime(2026, 11, 15, 9, tzinfo=VN)
     by_id = add_gbt(wh, "00001.GBT.01020.26", name="LÊ VĂN BÌNH", id_number="001040012345", used_at=used)

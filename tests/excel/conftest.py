@@ -42,8 +42,8 @@ def deaths(n: int, seed: int = 3, facility: str = FACILITY, bad_ratio: float = 0
 
 
 def canonical(records, kind):
-    from certpipe.normalize import normalise
-    from certpipe.schema import kind_spec
+    from certpipe.core.normalize import normalise
+    from certpipe.core.schema import kind_spec
 
     rows, reasons = normalise(records, kind_spec(kind))
     return [(r, sorted(x["code"] for x in why)) for r, why in zip(rows, reasons, strict=True)]
@@ -52,7 +52,7 @@ def canonical(records, kind):
 # ---------------------------------------------------------------- workbooks as hospitals make them
 
 def template_file(path: Path, gcs=(), gbt=()) -> Path:
-    from certpipe.excel import template
+    from certpipe.sources.excel import template
 
     return template.build(path, {"GCS": gcs, "GBT": gbt})
 
@@ -98,7 +98,7 @@ def his_export(path: Path, sheets: list[tuple[str, str, list[dict]]], *, seed: i
     import openpyxl
     from openpyxl.styles import PatternFill
 
-    from certpipe.schema import kind_spec
+    from certpipe.core.schema import kind_spec
 
     rng = random.Random(seed)
     wb = openpyxl.Workbook()

@@ -8,7 +8,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from certpipe.sources import excel
+from certpipe.sources.excel import inbox as excel
 from tests.excel.conftest import FACILITY, births, deaths, his_export, template_file, xls_file
 
 
@@ -63,7 +63,7 @@ def test_file_is_loaded_fed_back_and_moved(bucket, wh, warehouse_dsn, tmp_path):
     assert (Path(bucket.path) / "processed" / FACILITY / f"{fid}-thang-10.xlsx").read_bytes() == src.read_bytes()
     assert files(bucket, "results") == [f"{FACILITY}/{fid}-thang-10-ket-qua.xlsx"]
 
-    from certpipe.excel.result import OUTCOME_TEXT
+    from certpipe.sources.excel.result import OUTCOME_TEXT
 
     book = result_book(bucket, f"results/{FACILITY}/{fid}-thang-10-ket-qua.xlsx")
     assert book.sheetnames == ["Tóm tắt", "Sinh", "Tử vong"]
@@ -186,7 +186,7 @@ def test_unreadable_files_are_quarantined_and_the_rest_goes_on(bucket, wh, wareh
             assert r["status"] == "quarantined"
     assert len(files(bucket, "quarantine")) == 4 and len(files(bucket, "processed")) == 1
     assert len(files(bucket, "results")) == 5
-    from certpipe.schema import message
+    from certpipe.core.schema import message
 
     q = results["FILE_LEGACY_XLS"]
     key = next(k for k in files(bucket, "results") if k.startswith(f"{FACILITY}/{q['file_id']}-"))
@@ -225,8 +225,8 @@ def test_files_still_being_written_are_left_alone(bucket, warehouse_dsn, tmp_pat
 
 
 def test_rows_of_another_facility_are_refused_and_fed_back(bucket, wh, warehouse_dsn, tmp_path):
-    from certpipe.excel.result import OUTCOME_TEXT
-    from certpipe.schema import message
+    from certpipe.core.schema import message
+    from certpipe.sources.excel.result import OUTCOME_TEXT
 
     gcs = list({r["MA_GCS"]: r for r in births(10, seed=13, bad_ratio=0)[0]}.values())  # one version each
     gbt = list({r["MA_GBT"]: r for r in deaths(6, seed=13, bad_ratio=0)[0]}.values())

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from certpipe.excel.reader import Limits, Unreadable, Workbook, check_file, read_records
+from certpipe.sources.excel.reader import Limits, Unreadable, Workbook, check_file, read_records
 from tests.excel.conftest import (
     births,
     bomb_file,

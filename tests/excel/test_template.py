@@ -6,9 +6,9 @@ import csv
 
 import openpyxl
 
-from certpipe.excel import template
-from certpipe.excel.reader import Workbook
-from certpipe.schema import kind_spec, schemas_dir
+from certpipe.core.schema import kind_spec, schemas_dir
+from certpipe.sources.excel import template
+from certpipe.sources.excel.reader import Workbook
 
 
 def test_template_sheets_headers_formats_and_lists(tmp_path):

@@ -6,8 +6,8 @@ import json
 import httpx
 import pytest
 
-from certpipe.hooks.base import SourceRejected, SourceUnavailable
-from certpipe.hooks.his import HisHook
+from certpipe.errors import SourceRejected, SourceUnavailable
+from certpipe.sources.his.hook import HisHook
 
 F = "01020"
 

@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from certpipe import warehouse
-from certpipe.ingest import ingest
-from certpipe.registrar import create_app, issue_token
-from certpipe.registrar.server import run_in_thread
+from certpipe.core.ingest import ingest
+from registrar import create_app, issue_token
+from registrar.server import run_in_thread
 from tests.core.records import birth, death
 
 MOTHER_ID = "001195012345"      # births 1-3 (Hà Nội, commune 00004)

@@ -15,7 +15,7 @@ import jwt
 import psycopg
 import pytest
 
-from certpipe.registrar.__main__ import OPENAPI, openapi_document
+from registrar.__main__ import OPENAPI, openapi_document
 from tests.registrar.conftest import DECEASED_ID, MOTHER_ID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,7 +133,7 @@ def test_logs_carry_no_personal_data(api, wh, caplog):
 
 def test_openapi_description_is_exported_and_current():
     doc = openapi_document()
-    assert json.loads(OPENAPI.read_text(encoding="utf-8")) == doc, "run: python -m certpipe.registrar openapi"
+    assert json.loads(OPENAPI.read_text(encoding="utf-8")) == doc, "run: python -m registrar openapi"
     assert {"/api/v1/lookup/births", "/api/v1/lookup/deaths", "/api/v1/lookup/by-number",
             "/api/v1/certificates/{cert_id}/registration", "/api/v1/certificates/{cert_id}/registration/cancel",
             "/api/v1/worklists/unregistered", "/api/v1/worklists/dhis2-deaths"} <= set(doc["paths"])
@@ -142,15 +142,14 @@ def test_openapi_description_is_exported_and_current():
 
 def test_command_line_issues_tokens_and_serves_the_api(warehouse_dsn, loaded, secret):
     env = {**os.environ, "CERTPIPE_REGISTRAR_JWT_SECRET": secret, "CERTPIPE_REGISTRAR_DB_URL": warehouse_dsn,
-           "CERTPIPE_REGISTRAR_DB_ROLE": "certpipe_registrar",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])}
-    token = subprocess.run([sys.executable, "-m", "certpipe.registrar", "token", "--sub", "cm.hotich", "--office",
+           "CERTPIPE_REGISTRAR_DB_ROLE": "certpipe_registrar"}
+    token = subprocess.run([sys.executable, "-m", "registrar", "token", "--sub", "cm.hotich", "--office",
                             "UBND phường An Xuyên", "--province", "96", "--commune", "32014"],
                            env=env, check=True, capture_output=True, text=True).stdout.strip()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "certpipe.registrar", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "registrar", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30

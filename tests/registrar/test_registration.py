@@ -33,7 +33,7 @@ def test_mark_used_records_the_registration_and_a_second_use_is_refused(api, wh)
 
 def load_changed(wh):
     from certpipe import warehouse
-    from certpipe.ingest import ingest
+    from certpipe.core.ingest import ingest
 
     batch = warehouse.create_batch(wh, source="his", source_ref="01020", kind="GCS")
     wh.commit()

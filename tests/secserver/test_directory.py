@@ -3,7 +3,7 @@ answers that must never wipe the directory."""
 
 import pytest
 
-from certpipe.secserver import DirectoryRejected, refresh_directory
+from certpipe.sources.secserver.directory import DirectoryRejected, refresh_directory
 from sandbox.secserver import GUIDE_DIRECTORY
 from tests.secserver.conftest import secserver_conn
 

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from certpipe.hooks.base import SourceRejected, SourceUnavailable
-from certpipe.hooks.secserver import PapersError, SecServerHook
-from certpipe.secserver import PapersRequestInvalid
+from certpipe.errors import SourceRejected, SourceUnavailable
+from certpipe.sources.secserver.directory import PapersRequestInvalid
+from certpipe.sources.secserver.hook import PapersError, SecServerHook
 from sandbox.secserver import GUIDE_DIRECTORY, GUIDE_PAPERS_ANSWER, SESSION
 from tests.secserver.conftest import secserver_conn
 

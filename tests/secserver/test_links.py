@@ -4,8 +4,8 @@ import httpx
 import pytest
 
 from certpipe import warehouse
-from certpipe.hooks.secserver import SecServerHook
-from certpipe.secserver import Directory, LinkError, download_link, refresh_directory
+from certpipe.sources.secserver.directory import Directory, LinkError, download_link, refresh_directory
+from certpipe.sources.secserver.hook import SecServerHook
 from sandbox.secserver import GUIDE_DIRECTORY
 
 DIRECTORY = Directory({e["MACOQUAN"]: e["DSTCODE"] for e in GUIDE_DIRECTORY})

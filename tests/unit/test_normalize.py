@@ -5,8 +5,17 @@ import unicodedata
 
 import pytest
 
-from certpipe.normalize import Invalid, norm_code, norm_date, norm_datetime, norm_id, norm_int, norm_text, normalise
-from certpipe.schema import kind_spec
+from certpipe.core.normalize import (
+    Invalid,
+    norm_code,
+    norm_date,
+    norm_datetime,
+    norm_id,
+    norm_int,
+    norm_text,
+    normalise,
+)
+from certpipe.core.schema import kind_spec
 
 
 def test_text_is_nfc_trimmed_and_collapsed():

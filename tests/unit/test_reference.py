@@ -1,10 +1,10 @@
-"""Tests for certpipe.reference against the committed reference CSVs."""
+"""Tests for certpipe.core.reference against the committed reference CSVs."""
 
 import datetime
 
 import pytest
 
-from certpipe import reference as ref
+from certpipe.core import reference as ref
 
 
 def test_admin_era_boundary():

@@ -27,7 +27,7 @@ def deploy_celery_probe():
     @task
     def schema_count() -> int:
         """Touches the project package from the worker: the certpipe plugins are importable there."""
-        from certpipe.ingest import KEYS
+        from certpipe.core.ingest import KEYS
 
         return len(KEYS)
 

@@ -1,1 +1,0 @@
-"""HttpHook-based clients for the source systems."""

@@ -1,0 +1,464 @@
+"""The ingestion core: the only path into the warehouse for every certificate source.
+
+normalise → validate (GX suite + Vietnam's rules) → upsert by the warehouse rules → outcomes for feedback.
+
+Warehouse rules (shared/DESIGN.md):
+1. invalid → refused with reasons;  2. valid, unknown → stored;  3. valid, known, unused, changed → updated
+(earlier version kept in wh.certificate_version);  4. valid, known, used, changed → refused ALREADY_USED;
+5. valid, identical to what is stored → unchanged (also when the certificate is used: nothing is asked).
+Within one batch the last record of a certificate wins; an earlier identical copy counts as unchanged,
+an earlier different one is refused DUPLICATE_IN_BATCH. A record byte-for-byte identical to what the same
+source sent before for a stored certificate is unchanged at once (rule 5) without being normalised again.
+When a record differs from the current version and that version came from another source (e.g. HIS vs BHXH),
+the rules above still decide (latest valid wins unless used) and wh.source_disagreement records which fields
+differ, both content hashes and pointers to both versions.
+
+The upsert is set-based: rows are COPYed into a staging table, then one statement applies the rules and
+writes certificates, history, provenance and per-record outcomes.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import msgspec
+import psycopg
+from psycopg.types.json import Jsonb
+
+from certpipe.core.normalize import normalise
+from certpipe.core.schema import kind_spec, reason
+from certpipe.core.validate import validate
+
+log = logging.getLogger(__name__)
+
+# Where the identifying columns of each kind come from.
+KEYS = {
+    "GCS": {"key": "MA_GCS", "facility": "MA_CSKCB", "issued": "NGAY_CT", "person": "SO_CCCD_NND",
+            "event": "NGAY_SINH_CON", "fallback": ("MA_CSKCB", "QUYEN_SO", "SO", "NGAY_CT"), "prefix": "XML9"},
+    "GBT": {"key": "MA_GBT", "facility": "MACSKCB", "issued": "NGAY_CAPGIAYBT", "person": "SO_GIAYTO",
+            "event": "NGAY_TV", "fallback": ("MACSKCB", "QUYEN_SO", "SO_BAOTU", "NGAY_CAPGIAYBT"), "prefix": "GBTSO"},
+}
+_LOCK_IDS = {"GCS": 7_261_001, "GBT": 7_261_002}
+
+
+@dataclass
+class BatchResult:
+    batch_id: int
+    kind: str
+    received: int = 0
+    stored: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: int = 0
+    refusals_by_rule: dict[str, int] = field(default_factory=dict)
+    # Where the time went (seconds): prepare (normalise, validate), apply (upsert), waited (for the previous apply).
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+    def summary(self) -> dict:
+        """Counts only: safe for logs and XCom."""
+        out = asdict(self)
+        del out["timings"]
+        return out
+
+
+def cert_key(kind: str, rec: Mapping) -> str | None:
+    k = KEYS[kind]
+    if rec.get(k["key"]):
+        return rec[k["key"]]
+    parts = [rec.get(f) or "" for f in k["fallback"]]
+    if parts[0] and parts[2] and parts[3]:
+        return ":".join([k["prefix"], *parts])
+    return None
+
+
+def content_hash(record_json: bytes) -> bytes:
+    return hashlib.blake2b(record_json, digest_size=16).digest()
+
+
+def _iso_date(v: str | None) -> str | None:
+    return f"{v[:4]}-{v[4:6]}-{v[6:8]}" if v else None
+
+
+def _iso_ts(v: str | None) -> str | None:
+    if not v:
+        return None
+    return f"{v[:4]}-{v[4:6]}-{v[6:8]} {v[8:10] or '00'}:{v[10:12] or '00'}:{v[12:14] or '00'}"
+
+
+_ENCODE = msgspec.json.Encoder(order="sorted", enc_hook=str).encode  # compact, sorted keys, UTF-8
+
+
+def canonical_json(doc) -> bytes:
+    return _ENCODE(doc)
+
+
+def raw_hash(raw) -> bytes:
+    return hashlib.blake2b(canonical_json(raw), digest_size=16).digest()
+
+
+KNOWN_SQL = """
+SELECT cert_key, cert_id, status, content_hash, last_source FROM wh.certificate
+WHERE kind = %s AND cert_key = ANY(%s) ORDER BY cert_id FOR UPDATE
+"""
+
+# Ids for new certificates: usually one contiguous run (then only its ends come back), else the list.
+NEW_IDS_SQL = """
+WITH v AS (SELECT nextval((SELECT pg_get_serial_sequence('wh.certificate', 'cert_id'))::regclass) AS id
+           FROM generate_series(1, %s))
+SELECT min(id), max(id), CASE WHEN max(id) - min(id) + 1 <> count(*) THEN array_agg(id ORDER BY id) END FROM v
+"""
+
+RESENT_SQL = """
+SELECT DISTINCT ON (raw_hash) raw_hash, s.cert_id, c.cert_key, c.content_hash
+FROM wh.certificate_source s JOIN wh.certificate c USING (cert_id)
+WHERE s.source = %s AND s.source_ref = %s AND s.raw_hash = ANY(%s) AND c.kind = %s
+"""
+
+TOUCH_SQL = """
+UPDATE wh.certificate_source s SET last_batch_id = %(batch)s, last_seen_at = now()
+FROM unnest(%(ids)s::bigint[]) AS t(cert_id)
+WHERE s.cert_id = t.cert_id AND s.source = %(source)s AND s.source_ref = %(source_ref)s
+"""
+
+# Valid records of certificates already in the warehouse (their rows are locked by KNOWN_SQL).
+STAGE_DDL = """
+CREATE TEMP TABLE _stage (
+    cert_id bigint PRIMARY KEY, row_no int NOT NULL, source_record_id text, facility_code text, issued_on date,
+    person_id text, event_at timestamp, record jsonb NOT NULL, content_hash bytea NOT NULL, raw_hash bytea,
+    outcome text NOT NULL
+) ON COMMIT DROP
+"""
+
+STAGE_COLS = ("cert_id", "row_no", "source_record_id", "facility_code", "issued_on", "person_id", "event_at",
+              "record", "content_hash", "raw_hash", "outcome")
+
+APPLY_KNOWN_SQL = """
+WITH hist AS (
+    INSERT INTO wh.certificate_version (cert_id, version, record, content_hash, batch_id, source, valid_from,
+                                        superseded_by_batch)
+    SELECT c.cert_id, c.version, c.record, c.content_hash, c.last_batch_id, c.last_source, c.updated_at, %(batch)s
+    FROM _stage s JOIN wh.certificate c USING (cert_id)
+    WHERE s.outcome = 'updated'
+),
+dis AS (  -- another source's version differs: record which fields (never the values), both hashes, pointers
+    INSERT INTO wh.source_disagreement (cert_id, fields, source_a, version_a, hash_a, source_b, source_ref_b,
+                                        hash_b, batch_id, row_no, outcome)
+    SELECT c.cert_id,
+           ARRAY(SELECT k FROM (SELECT jsonb_object_keys(c.record) UNION SELECT jsonb_object_keys(s.record)) f(k)
+                 WHERE c.record -> k IS DISTINCT FROM s.record -> k ORDER BY k),
+           c.last_source, c.version, c.content_hash, %(source)s, %(source_ref)s, s.content_hash, %(batch)s,
+           s.row_no, s.outcome
+    FROM _stage s JOIN wh.certificate c USING (cert_id)
+    WHERE s.outcome <> 'unchanged' AND c.last_source <> %(source)s
+),
+upd AS (
+    UPDATE wh.certificate c
+    SET record = s.record, content_hash = s.content_hash, facility_code = s.facility_code,
+        issued_on = s.issued_on, person_id = s.person_id, event_at = s.event_at, version = c.version + 1,
+        last_batch_id = %(batch)s, last_source = %(source)s, updated_at = now()
+    FROM _stage s
+    WHERE c.cert_id = s.cert_id AND s.outcome = 'updated'
+)
+INSERT INTO wh.certificate_source (cert_id, source, source_ref, source_record_id, content_hash, raw_hash,
+                                   first_batch_id, last_batch_id)
+SELECT cert_id, %(source)s, %(source_ref)s, source_record_id, content_hash, raw_hash, %(batch)s, %(batch)s
+FROM _stage WHERE outcome <> 'refused'
+ON CONFLICT (cert_id, source, source_ref) DO UPDATE
+SET source_record_id = EXCLUDED.source_record_id, content_hash = EXCLUDED.content_hash,
+    raw_hash = EXCLUDED.raw_hash, last_batch_id = EXCLUDED.last_batch_id, last_seen_at = now()
+"""
+
+CERT_COPY = ("COPY wh.certificate (cert_id, kind, cert_key, facility_code, issued_on, person_id, event_at, record, "
+             "content_hash, first_batch_id, last_batch_id, last_source) FROM STDIN")
+SOURCE_COPY = ("COPY wh.certificate_source (cert_id, source, source_ref, source_record_id, content_hash, raw_hash, "
+               "first_batch_id, last_batch_id) FROM STDIN")
+OUTCOME_COPY = ("COPY wh.batch_record (batch_id, row_no, source_record_id, cert_key, cert_id, outcome, reasons) "
+                "FROM STDIN")
+
+
+# Fields of a staged (valid, to be applied) record.
+ROW, RID, KEY, FAC, ISS, PER, EVT, DOC, HASH, RAW = range(10)
+
+
+@dataclass
+class Prepared:
+    """One batch normalised and validated, ready to apply: no database work left but the upsert."""
+
+    kind: str
+    source: str
+    source_ref: str
+    records: Sequence
+    ids: list
+    raws: list[bytes]
+    resent: dict[bytes, tuple]  # raw hash -> (cert_id, cert_key, content_hash) already stored from this source
+    rows: list
+    reasons: list[list[dict]]
+    staged: dict[str, tuple]  # cert_key -> staged record (the last valid record of the key in the batch)
+    earlier: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row_no, key, hash): superseded copies
+
+
+def lookup_resent(conn: psycopg.Connection, *, kind: str, source: str, source_ref: str,
+                  raws: Sequence[bytes]) -> dict[bytes, tuple]:
+    """Raw hashes this source already sent for stored certificates: those records need no new work."""
+    return {h: (cert_id, key, chash) for h, cert_id, key, chash in conn.execute(
+        RESENT_SQL, (source, source_ref, list(set(raws)), kind))}
+
+
+@contextmanager
+def _gc_paused():
+    """A batch allocates millions of objects and frees them together: the cyclic GC's passes over them are
+    wasted work (about a tenth of the time), so it waits until the batch is prepared."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def prepare(*, kind: str, source: str, source_ref: str, records: Sequence[Mapping],
+            record_ids: Sequence[str | None] | None = None, refusals: Mapping[int, list[dict]] | None = None,
+            raws: list[bytes] | None = None, resent: dict[bytes, tuple] | None = None) -> Prepared:
+    """Normalise, validate, hash and de-duplicate one batch (no database work)."""
+    with _gc_paused():
+        return _prepare(kind, source, source_ref, records, record_ids, refusals, raws, resent)
+
+
+def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, resent) -> Prepared:
+    spec = kind_spec(kind)
+    k = KEYS[kind]
+    n = len(records)
+    ids = list(record_ids) if record_ids is not None else [None] * n
+    raws = raws if raws is not None else [raw_hash(r) for r in records]
+    resent = resent or {}
+    todo = [i for i in range(n) if raws[i] not in resent] if resent else range(n)
+
+    rows: list[dict | None] = [None] * n
+    reasons: list[list[dict]] = [[] for _ in range(n)]
+    sub_rows, prior = normalise([records[i] for i in todo], spec)
+    for i, row, why in zip(todo, sub_rows, validate(sub_rows, spec, prior), strict=True):
+        rows[i], reasons[i] = row, why
+    for i, why in (refusals or {}).items():
+        reasons[i] = [*reasons[i], *why]
+
+    # Valid rows: canonical JSON, hash, key. In-batch duplicates: the last record of a key wins.
+    staged: dict[str, tuple] = {}
+    earlier: list[tuple[int, str, bytes]] = []
+    fk, ik, pk, ek = k["facility"], k["issued"], k["person"], k["event"]
+    for i in todo:
+        if reasons[i]:
+            continue
+        row = rows[i]
+        key = cert_key(kind, row)
+        doc = canonical_json(row)
+        h = content_hash(doc)
+        prev = staged.get(key)
+        if prev is not None:
+            earlier.append((prev[ROW], key, prev[HASH]))
+        staged[key] = (i + 1, ids[i], key, row.get(fk), _iso_date(row.get(ik)), row.get(pk), _iso_ts(row.get(ek)),
+                       doc.decode(), h, raws[i])
+    if resent:
+        # A re-sent record (identical to what is stored) that comes after a different copy of the same
+        # certificate in this batch wins: the earlier copy must not overwrite it.
+        resent_last = {resent[raws[i]][1]: i for i in range(n) if raws[i] in resent}
+        for key in [key for key, t in staged.items() if resent_last.get(key, -1) > t[ROW] - 1]:
+            reasons[staged.pop(key)[ROW] - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
+        # ...and a re-sent record followed by a different copy of the same certificate loses to it.
+        for i in range(n):
+            if raws[i] in resent:
+                _, key, chash = resent[raws[i]]
+                if key in staged and staged[key][ROW] - 1 > i and staged[key][HASH] != chash:
+                    reasons[i] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
+    for row_no, key, h in earlier:
+        if key not in staged or h != staged[key][HASH]:
+            reasons[row_no - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
+    return Prepared(kind=kind, source=source, source_ref=source_ref, records=records, ids=ids, raws=raws,
+                    resent=resent, rows=rows, reasons=reasons, staged=staged, earlier=earlier)
+
+
+def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
+    """Upsert a prepared batch by the warehouse rules, in one transaction, and record every outcome.
+
+    Certificates not yet known are COPYed straight into the warehouse (ids drawn beforehand); only records of
+    known certificates go through a staging table and one statement (history, disagreement, update, provenance).
+    """
+    kind, source, source_ref = p.kind, p.source, p.source_ref
+    spec = kind_spec(kind)
+    n = len(p.records)
+    result = BatchResult(batch_id=batch_id, kind=kind, received=n)
+    counts: Counter = Counter()
+    rules: Counter = Counter()
+    outcomes: list[tuple] = []  # wh.batch_record rows
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_IDS[kind],))
+        # Known certificates are locked first, so a registrar marking one used cannot slip in between.
+        known = {r[0]: r[1:] for r in conn.execute(KNOWN_SQL, (kind, list(p.staged)))} if p.staged else {}
+        new = [t for key, t in p.staged.items() if key not in known]
+        winners: dict[str, int] = {}
+        if new:
+            lo, hi, listed = conn.execute(NEW_IDS_SQL, (len(new),)).fetchone()
+            cert_ids = listed or range(lo, hi + 1)
+            with conn.cursor().copy(CERT_COPY) as copy:
+                for cid, t in zip(cert_ids, new, strict=True):
+                    copy.write_row((cid, kind, t[KEY], t[FAC], t[ISS], t[PER], t[EVT], t[DOC], t[HASH],
+                                    batch_id, batch_id, source))
+            with conn.cursor().copy(SOURCE_COPY) as copy:
+                for cid, t in zip(cert_ids, new, strict=True):
+                    copy.write_row((cid, source, source_ref, t[RID], t[HASH], t[RAW], batch_id, batch_id))
+            for cid, t in zip(cert_ids, new, strict=True):
+                winners[t[KEY]] = cid
+                outcomes.append((batch_id, t[ROW], t[RID], t[KEY], cid, "stored", None))
+            counts["stored"] += len(new)
+        if known:
+            used = json.dumps([reason(spec.key, "ALREADY_USED")], ensure_ascii=False)
+            stage = []
+            for key, (cid, status, chash, _) in known.items():
+                t = p.staged[key]
+                outcome = "unchanged" if chash == t[HASH] else "refused" if status == "used" else "updated"
+                stage.append((cid, t[ROW], t[RID], t[FAC], t[ISS], t[PER], t[EVT], t[DOC], t[HASH], t[RAW], outcome))
+                winners[key] = cid
+                outcomes.append((batch_id, t[ROW], t[RID], key, cid, outcome, used if outcome == "refused" else None))
+                counts[outcome] += 1
+            if counts["refused"]:
+                rules["ALREADY_USED"] = counts["refused"]
+            conn.execute(STAGE_DDL)
+            with conn.cursor().copy(f"COPY _stage ({', '.join(STAGE_COLS)}) FROM STDIN") as copy:
+                for t in stage:
+                    copy.write_row(t)
+            if len(stage) > 1000:
+                conn.execute("ANALYZE _stage")
+            conn.execute(APPLY_KNOWN_SQL, {"batch": batch_id, "source": source, "source_ref": source_ref})
+
+        # Records not staged: re-sent unchanged, refused by validation, earlier copies of a batch duplicate.
+        resent, raws, reasons = p.resent, p.raws, p.reasons
+        resent_rows = [i for i in range(n) if raws[i] in resent and not reasons[i]] if resent else []
+        resent_ids = sorted({resent[raws[i]][0] for i in resent_rows})
+        if resent_ids:
+            conn.execute(TOUCH_SQL, {"batch": batch_id, "ids": resent_ids, "source": source,
+                                     "source_ref": source_ref})
+        for i in resent_rows:
+            cert_id, key, _ = resent[raws[i]]
+            outcomes.append((batch_id, i + 1, p.ids[i], key, cert_id, "unchanged", None))
+        counts["unchanged"] += len(resent_rows)
+        for row_no, key, _ in p.earlier:
+            if not reasons[row_no - 1]:
+                outcomes.append((batch_id, row_no, p.ids[row_no - 1], key, winners.get(key), "unchanged", None))
+                counts["unchanged"] += 1
+        refused = [i for i, why in enumerate(reasons) if why]
+        for i in refused:
+            why = reasons[i]
+            row = p.rows[i]
+            key = cert_key(kind, row) if row else resent[raws[i]][1] if raws[i] in resent else None
+            outcomes.append((batch_id, i + 1, p.ids[i], key, None, "refused", json.dumps(why, ensure_ascii=False)))
+            rules.update({r["code"] for r in why})
+        counts["refused"] += len(refused)
+        outcomes.sort(key=lambda r: r[1])
+        with conn.cursor().copy(OUTCOME_COPY) as copy:
+            for r in outcomes:
+                copy.write_row(r)
+        if refused:
+            with conn.cursor().copy("COPY wh.refused_record (batch_id, row_no, payload) FROM STDIN") as copy:
+                for i in refused:
+                    rec = p.records[i]
+                    copy.write_row((batch_id, i + 1, json.dumps(dict(rec) if isinstance(rec, Mapping) else
+                                                                {"value": rec}, ensure_ascii=False, default=str)))
+        result.stored, result.updated = counts["stored"], counts["updated"]
+        result.unchanged, result.refused = counts["unchanged"], counts["refused"]
+        result.refusals_by_rule = dict(sorted(rules.items()))
+        conn.execute(
+            "UPDATE wh.ingest_batch SET status = 'ingested', ingested_at = now(), received = %s, stored = %s, "
+            "updated = %s, unchanged = %s, refused = %s, refusals_by_rule = %s WHERE batch_id = %s",
+            (result.received, result.stored, result.updated, result.unchanged, result.refused,
+             Jsonb(result.refusals_by_rule), batch_id))
+    log.info("batch %s (%s %s/%s): %s", batch_id, kind, source, source_ref,
+             {k: v for k, v in result.summary().items() if k not in ("batch_id", "kind")})
+    return result
+
+
+def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, source_ref: str,
+           records: Sequence[Mapping], record_ids: Sequence[str | None] | None = None,
+           refusals: Mapping[int, list[dict]] | None = None) -> BatchResult:
+    """Normalise, validate and upsert one batch in one transaction. Returns counts (no personal data).
+
+    `refusals`: reasons an adapter found itself (e.g. a file row of another facility), by record index;
+    such a record is refused with them, in addition to what validation finds.
+    """
+    p = _hash_lookup_prepare(conn, kind=kind, source=source, source_ref=source_ref, records=records,
+                             record_ids=record_ids, refusals=refusals)
+    return apply(conn, batch_id, p)
+
+
+def _hash_lookup_prepare(conn: psycopg.Connection | None, *, kind: str, source: str, source_ref: str,
+                         records: Sequence[Mapping], record_ids: Sequence[str | None] | None = None,
+                         refusals: Mapping[int, list[dict]] | None = None) -> Prepared:
+    """Raw hashes, the look-up of what this source re-sent (skipped when `conn` is None), then prepare()."""
+    with _gc_paused():
+        raws = [raw_hash(r) for r in records]
+    resent = lookup_resent(conn, kind=kind, source=source, source_ref=source_ref, raws=raws) if conn else {}
+    return prepare(kind=kind, source=source, source_ref=source_ref, records=records, record_ids=record_ids,
+                   refusals=refusals, raws=raws, resent=resent)
+
+
+def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[str | None] | None, dict]], *,
+                  kind: str, source: str, source_ref: str, run_id: str | None = None) -> Iterator[BatchResult]:
+    """Ingest many batches of one source in order (a backfill): each is its own batch and transaction.
+
+    While the database applies batch N (a worker thread waiting on PostgreSQL), this thread normalises and
+    validates batch N+1, so both cores work. `batches` yields (records, record_ids or None, batch meta).
+    Results come in order; on an error the batch prepared but not applied is marked failed.
+    """
+    from certpipe import warehouse
+
+    with warehouse.connect(dsn) as side, warehouse.connect(dsn) as conn, \
+            ThreadPoolExecutor(1, thread_name_prefix="certpipe-apply") as pool:
+        side.autocommit = True
+        # A source's first backfill has nothing to skip: no look-up of re-sent records (a record re-sent within
+        # the stream still comes out unchanged, by its content).
+        fresh = not side.execute("SELECT EXISTS (SELECT FROM wh.certificate_source WHERE source = %s AND "
+                                 "source_ref = %s)", (source, source_ref)).fetchone()[0]
+        pending: Future | None = None
+        pending_id = waiting = None  # batch being applied; batch prepared but not yet handed over
+        try:
+            for records, ids, meta in batches:
+                waiting = warehouse.create_batch(side, source=source, source_ref=source_ref, kind=kind,
+                                                 run_id=run_id, meta=meta)
+                t = time.perf_counter()
+                p = _hash_lookup_prepare(None if fresh else side, kind=kind, source=source, source_ref=source_ref,
+                                         records=records, record_ids=ids)
+                prepared = time.perf_counter() - t
+                if pending is not None:
+                    yield _finish(pending, waited_from=time.perf_counter())
+                pending = pool.submit(_timed_apply, conn, waiting, p, prepared)
+                pending_id, waiting = waiting, None
+            if pending is not None:
+                yield _finish(pending, waited_from=time.perf_counter())
+        except BaseException:
+            failed = [waiting] if waiting is not None else []
+            if pending is not None and pending.exception() is not None:  # waits for the batch being applied
+                failed.append(pending_id)
+            for batch_id in failed:
+                warehouse.mark_batch(side, batch_id, "failed")
+            raise
+
+
+def _timed_apply(conn: psycopg.Connection, batch_id: int, p: Prepared, prepared: float) -> BatchResult:
+    t = time.perf_counter()
+    result = apply(conn, batch_id, p)
+    result.timings.update(prepare_s=prepared, apply_s=time.perf_counter() - t)
+    return result
+
+
+def _finish(pending: Future, waited_from: float) -> BatchResult:
+    result = pending.result()
+    result.timings["waited_s"] = time.perf_counter() - waited_from
+    return result

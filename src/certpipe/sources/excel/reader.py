@@ -1,0 +1,424 @@
+"""Read hospital workbooks: safety checks, header detection, column mapping, streamed rows.
+
+A real HIS export is not the template: title rows above the header, Vietnamese labels or official field
+codes (or both, "Họ tên mẹ (HOTEN_NND)"), columns in any order, several sheets, blank and formatting-only
+rows. Each sheet's header row is the row (among the first 30) that names the most fields of one record kind;
+a sheet with no such row (instructions, code lists, pivot tables) is skipped. Values are passed on as the
+workbook holds them (Excel dates, numbers, text): `certpipe.core.normalize` reads them, as for every source.
+
+Reading is streamed and bounded: python-calamine (Rust, fast) holds one sheet at a time, so a sheet whose
+estimated size is above `calamine_max_cells` is read with openpyxl in read-only mode (row by row, slower).
+
+`check_file` refuses what must not be opened: not a workbook, legacy .xls, password-protected, too large,
+decompression bombs. Errors carry a rule code (rules.json FILE_*) and never a value from the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import posixpath
+import re
+import unicodedata
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from certpipe.core.schema import KINDS, kind_spec
+from certpipe.sources.excel import config
+
+HEADER_SCAN = 30  # rows searched for the header
+MIN_HEADER_FIELDS = 4
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls, and password-protected .xlsx (encrypted OOXML)
+ZIP_MAGIC = b"PK\x03\x04"
+_NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+       "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+       "pr": "http://schemas.openxmlformats.org/package/2006/relationships"}
+_DIM = re.compile(rb'<(?:\w+:)?dimension ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
+_CODE_LABEL = re.compile(r"^\s*([0-9A-Za-z]{1,4})\s*[-–:]\s+\S")  # "1 - Nam", "01 - Kinh" (template drop-downs)
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
+
+
+class Unreadable(Exception):
+    """The file cannot be read; `code` is a FILE_* rule of rules.json (message in Vietnamese)."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+def _env_int(name: str, default: int) -> int:
+    v = os.environ.get(name)
+    return int(v) if v else default
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 100 * 2**20          # file size
+    max_unzipped: int = 4 * 2**30         # sum of the uncompressed parts
+    max_ratio: int = 200                  # compression ratio of one part (parts over 1 MiB)
+    max_entries: int = 10_000             # parts in the zip
+    calamine_max_cells: int = 6_000_000   # above: openpyxl read-only (streamed) instead of calamine
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        d = cls()
+        return cls(max_bytes=_env_int("CERTPIPE_EXCEL_MAX_BYTES", d.max_bytes),
+                   max_unzipped=_env_int("CERTPIPE_EXCEL_MAX_UNZIPPED", d.max_unzipped),
+                   max_ratio=_env_int("CERTPIPE_EXCEL_MAX_RATIO", d.max_ratio),
+                   max_entries=d.max_entries,
+                   calamine_max_cells=_env_int("CERTPIPE_EXCEL_CALAMINE_MAX_CELLS", d.calamine_max_cells))
+
+
+# ---------------------------------------------------------------- safety
+
+def _contains(path: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
+    tail = b""
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            if needle in tail + block:
+                return True
+            tail = block[-len(needle):]
+    return False
+
+
+def check_file(path: Path, limits: Limits | None = None) -> None:
+    """Raise Unreadable unless `path` is an .xlsx/.xlsm workbook that is safe to open."""
+    limits = limits or Limits.from_env()
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise Unreadable("FILE_TOO_LARGE")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head == OLE_MAGIC:  # a compound file: encrypted OOXML carries an "EncryptedPackage" stream
+        raise Unreadable("FILE_ENCRYPTED" if _contains(path, "EncryptedPackage".encode("utf-16-le"))
+                         else "FILE_LEGACY_XLS")
+    if not head.startswith(ZIP_MAGIC):
+        raise Unreadable("FILE_NOT_WORKBOOK")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise Unreadable("FILE_CORRUPT") from None
+    names = {i.filename for i in infos}
+    if "xl/workbook.xml" not in names:
+        raise Unreadable("FILE_NOT_WORKBOOK")  # .docx, .ods, .xlsb, a plain zip ...
+    if len(infos) > limits.max_entries or sum(i.file_size for i in infos) > limits.max_unzipped:
+        raise Unreadable("FILE_BOMB")
+    for i in infos:
+        if i.file_size > 2**20 and i.file_size > limits.max_ratio * max(i.compress_size, 1):
+            raise Unreadable("FILE_BOMB")
+
+
+# ---------------------------------------------------------------- header vocabulary
+
+def fold(text: str) -> str:
+    """Header text compared without case, diacritics, punctuation or spacing ("Họ tên mẹ" == "HO TEN ME")."""
+    s = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    s = "".join(c for c in s if not unicodedata.combining(c)).lower()
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", s).split())
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    kind: str
+    codes: dict[str, str]   # official name or alias, upper case -> canonical name
+    labels: dict[str, str]  # folded Vietnamese label -> canonical name
+
+    def match(self, cell) -> str | None:
+        if not isinstance(cell, str):
+            return None
+        text = unicodedata.normalize("NFC", cell).strip().rstrip("*").strip()
+        if not text:
+            return None
+        name = self.codes.get(re.sub(r"\s+", "", text).upper())
+        if name:
+            return name
+        name = self.labels.get(fold(text))
+        if name:
+            return name
+        found = {self.codes[t] for t in _TOKEN.findall(text) if t == t.upper() and t in self.codes}
+        return found.pop() if len(found) == 1 else None
+
+
+@cache
+def vocabulary(kind: str) -> Vocabulary:
+    spec = kind_spec(kind)
+    codes = dict(spec.lookup)
+    labels: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for f in spec.fields:
+        for label in {f.label, re.sub(r"\s*\(.*?\)\s*", " ", f.label)}:
+            key = fold(label)
+            if key in labels and labels[key] != f.name:
+                ambiguous.add(key)
+            labels[key] = f.name
+    for key in ambiguous:
+        del labels[key]
+    return Vocabulary(kind, codes, labels)
+
+
+def code_list_fields() -> frozenset[str]:
+    """Fields offered as a drop-down "code - name" in the template: the code part is read."""
+    return frozenset(config()["field_lists"])
+
+
+# ---------------------------------------------------------------- workbook structure
+
+@dataclass
+class SheetLayout:
+    number: int                       # 1-based position in the workbook
+    name: str
+    kind: str | None = None           # None: no header found, sheet skipped
+    header_row: int = 0               # Excel row number of the (last) header row
+    first_col: int = 0                # absolute column index of list index 0 in the rows of this sheet
+    columns: dict[int, str] = field(default_factory=dict)   # list index -> canonical field
+    headers: list = field(default_factory=list)            # header cells, list-indexed
+    ignored: list[str] = field(default_factory=list)       # header texts not recognised / repeated
+    engine: str = "calamine"
+
+    @property
+    def width(self) -> int:
+        return len(self.headers)
+
+
+def _col_number(letters: str) -> int:
+    n = 0
+    for c in letters:
+        n = n * 26 + ord(c) - 64
+    return n
+
+
+def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """Sheet name -> its XML part."""
+    wb = ET.fromstring(zf.read("xl/workbook.xml"))
+    rels = ET.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    targets = {r.get("Id"): r.get("Target") for r in rels.findall("pr:Relationship", _NS)}
+    out = {}
+    for s in wb.findall("m:sheets/m:sheet", _NS):
+        target = targets.get(s.get(f"{{{_NS['r']}}}id"), "")
+        part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+        try:
+            out[s.get("name")] = zf.getinfo(part)
+        except KeyError:
+            continue
+    return out
+
+
+def estimated_cells(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    """Cells of a sheet, from its <dimension> and from the size of its XML (whichever is larger)."""
+    with zf.open(info) as f:
+        head = f.read(4096)
+    by_size = info.file_size // 50
+    m = _DIM.search(head)
+    if m and m.group(3):
+        c1, r1, c2, r2 = (g.decode() for g in m.groups())
+        rows = int(r2) - int(r1) + 1
+        cols = _col_number(c2) - _col_number(c1) + 1
+        return max(rows * cols, by_size)
+    return by_size
+
+
+def _empty(v) -> bool:
+    return v is None or v == "" or (isinstance(v, str) and not v.strip())
+
+
+def detect_header(rows: list[tuple[int, list]], sheet_name: str) -> tuple[str, int, dict[int, str]] | None:
+    """(kind, index in `rows` of the header, list index -> field) or None. Ties between rows go to the first
+    one (the template's label row; its code row below is skipped as a second header row), ties between kinds
+    to the sheet name."""
+    best = None
+    for i, (_, values) in enumerate(rows):
+        for kind in KINDS:
+            vocab = vocabulary(kind)
+            cols: dict[int, str] = {}
+            for j, v in enumerate(values):
+                name = vocab.match(v)
+                if name and name not in cols.values():
+                    cols[j] = name
+            score = len(cols)
+            if score < MIN_HEADER_FIELDS:
+                continue
+            if best is None or score > best[0]:
+                best = (score, kind, i, cols, False)
+            elif score == best[0] and i == best[2] and kind != best[1]:
+                best = (score, best[1], i, best[3], True)  # same row names as many fields of both kinds
+    if best is None:
+        return None
+    score, kind, i, cols, tie = best
+    if tie:
+        hint = fold(sheet_name)
+        hits = [k for k in KINDS if any(h in hint for h in config()["sheet_hints"][k])]
+        if len(hits) != 1:
+            return None
+        kind = hits[0]
+        vocab = vocabulary(kind)
+        cols = {}
+        for j, v in enumerate(rows[i][1]):
+            name = vocab.match(v)
+            if name and name not in cols.values():
+                cols[j] = name
+    return kind, i, cols
+
+
+class Sheet:
+    """One worksheet: its layout (after `open`) and its data rows."""
+
+    def __init__(self, layout: SheetLayout, rows: Iterator[tuple[int, list]]):
+        self.layout = layout
+        self._rows = rows
+
+    def data_rows(self) -> Iterator[tuple[int, list, dict]]:
+        """(Excel row number, cells, raw record by official field name) for every non-blank data row.
+        Blank and formatting-only rows, and rows with values only in unrecognised columns, are skipped."""
+        lay = self.layout
+        if not lay.kind:
+            return
+        strip = code_list_fields()
+        spec = kind_spec(lay.kind)
+        plan = [(j, name, name in strip, spec.by_name[name].type == "datetime")
+                for j, name in sorted(lay.columns.items())]
+        for excel_row, values in self._rows:
+            rec = {}
+            n = len(values)
+            for j, name, code_list, moment in plan:
+                if j >= n:
+                    break
+                v = values[j]
+                if v is None or v == "":
+                    continue
+                t = type(v)
+                if t is str:
+                    if not v.strip():
+                        continue
+                    if code_list and (m := _CODE_LABEL.match(v)):
+                        v = m.group(1)
+                elif t is dt.date and moment:
+                    # An Excel cell holds a date-time; calamine gives 00:00 as a date (openpyxl as a date-time).
+                    # In a date-time column that is midnight, not a missing time.
+                    v = dt.datetime(v.year, v.month, v.day)
+                elif t is dt.time or t is dt.timedelta:
+                    v = str(v)
+                rec[name] = v
+            if rec:
+                yield excel_row, values, rec
+
+
+class Workbook:
+    """A checked workbook, read sheet by sheet. Use as a context manager."""
+
+    def __init__(self, path: Path | str, limits: Limits | None = None):
+        self.path = Path(path)
+        self.limits = limits or Limits.from_env()
+        self._calamine = None
+        self._openpyxl = None
+
+    def __enter__(self) -> Workbook:
+        import python_calamine as pc
+
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                parts = _sheet_parts(zf)
+                self._cells = {name: estimated_cells(zf, info) for name, info in parts.items()}
+            self._calamine = pc.CalamineWorkbook.from_path(str(self.path))
+            self._names = [m.name for m in self._calamine.sheets_metadata
+                           if m.typ == pc.SheetTypeEnum.WorkSheet]
+        except pc.PasswordError:
+            raise Unreadable("FILE_ENCRYPTED") from None
+        except (pc.CalamineError, zipfile.BadZipFile, ET.ParseError, KeyError, OSError, ValueError):
+            raise Unreadable("FILE_CORRUPT") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._calamine is not None:
+            self._calamine.close()
+        if self._openpyxl is not None:
+            self._openpyxl.close()
+
+    def _calamine_rows(self, name: str) -> tuple[int, Iterator[tuple[int, list]]]:
+        sheet = self._calamine.get_sheet_by_name(name)
+        first_col = sheet.start[1] if sheet.start else 0
+
+        def rows():
+            # python-calamine yields rows from row 1 and columns from the first used column
+            for i, values in enumerate(sheet.iter_rows()):
+                yield i + 1, values
+        return first_col, rows()
+
+    def _openpyxl_rows(self, name: str) -> tuple[int, Iterator[tuple[int, list]]]:
+        import openpyxl
+
+        if self._openpyxl is None:
+            self._openpyxl = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
+        ws = self._openpyxl[name]
+        ws.reset_dimensions()  # a wrong <dimension> must not cut the sheet short
+
+        def rows():
+            for i, values in enumerate(ws.iter_rows(values_only=True)):
+                yield i + 1, list(values)
+        return 0, rows()
+
+    def sheets(self) -> Iterator[Sheet]:
+        """Every worksheet in workbook order; `layout.kind` is None for a sheet without a header."""
+        import python_calamine as pc
+
+        for number, name in enumerate(self._names, start=1):
+            big = self._cells.get(name, 0) > self.limits.calamine_max_cells
+            engine = "openpyxl" if big else "calamine"
+            try:
+                first_col, rows = (self._openpyxl_rows if big else self._calamine_rows)(name)
+                head: list[tuple[int, list]] = []
+                for item in rows:
+                    head.append(item)
+                    if len(head) >= HEADER_SCAN:
+                        break
+            except pc.PasswordError:
+                raise Unreadable("FILE_ENCRYPTED") from None
+            except (pc.CalamineError, zipfile.BadZipFile, ET.ParseError, KeyError, OSError, ValueError):
+                raise Unreadable("FILE_CORRUPT") from None
+            layout = SheetLayout(number=number, name=name, first_col=first_col, engine=engine)
+            found = detect_header(head, name)
+            if found is None:
+                yield Sheet(layout, iter(()))
+                continue
+            kind, i, cols = found
+            layout.kind, layout.header_row, layout.columns = kind, head[i][0], cols
+            layout.headers = list(head[i][1])
+            while layout.headers and _empty(layout.headers[-1]):
+                layout.headers.pop()
+            layout.ignored = [str(v).strip() for j, v in enumerate(layout.headers)
+                              if j not in cols and not _empty(v)]
+            # a second header row right below (the template: labels, then codes) is not data
+            vocab = vocabulary(kind)
+            rest = head[i + 1:]
+            while rest and sum(1 for v in rest[0][1] if vocab.match(v)) >= max(MIN_HEADER_FIELDS, len(cols) // 2):
+                layout.header_row = rest[0][0]
+                rest = rest[1:]
+            yield Sheet(layout, self._guard(_chain(rest, rows)))
+
+    def _guard(self, rows: Iterator) -> Iterator:
+        import python_calamine as pc
+
+        try:
+            yield from rows
+        except (pc.CalamineError, zipfile.BadZipFile, ET.ParseError, OSError, ValueError):
+            raise Unreadable("FILE_CORRUPT") from None
+
+
+def _chain(first: list, rest: Iterator) -> Iterator:
+    yield from first
+    yield from rest
+
+
+def read_records(path: Path | str, limits: Limits | None = None) -> Iterator[tuple[SheetLayout, int, dict]]:
+    """(sheet layout, Excel row number, raw record) for every data row of every data sheet."""
+    path = Path(path)
+    check_file(path, limits)
+    with Workbook(path, limits) as wb:
+        for sheet in wb.sheets():
+            if sheet.layout.kind:
+                for row_no, _, rec in sheet.data_rows():
+                    yield sheet.layout, row_no, rec

@@ -1,0 +1,101 @@
+"""Solution 1: pull GCS/GBT from each pilot hospital's HIS, ingest, acknowledge every record back.
+
+Task functions return batch ids and counts only (they end up in XCom and the UI): never records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+from certpipe import clock, warehouse
+from certpipe.alerts import check_refusal_rate
+from certpipe.core.ingest import KEYS, ingest
+from certpipe.sources.his.hook import HisHook
+
+log = logging.getLogger(__name__)
+SOURCE = "his"
+DEFAULT_OVERLAP = dt.timedelta(minutes=15)
+
+
+def hospitals_from(value: str | list) -> list[dict]:
+    """Pilot hospitals from the Variable `his_hospitals`:
+    [{"facility": "01020", "conn_id": "his_01020", "name": "...", "timeout": 30, "attempts": 5, "backoff": 1}]
+    (conn_id defaults to his_<facility>; timeout/attempts/backoff tune the HTTP client per hospital)."""
+    items = json.loads(value) if isinstance(value, str) else value
+    out = []
+    for h in items:
+        facility = str(h["facility"]).strip()
+        if len(facility) != 5:
+            raise ValueError(f"hospital entry {h!r}: facility code must have 5 characters")
+        entry = {"facility": facility, "conn_id": h.get("conn_id") or f"his_{facility}",
+                 "name": h.get("name", facility)}
+        entry.update({k: float(h[k]) for k in ("timeout", "backoff") if k in h})
+        entry.update({k: int(h[k]) for k in ("attempts",) if k in h})
+        out.append(entry)
+    return out
+
+
+def _hook(hospital: dict) -> HisHook:
+    return HisHook(hospital["conn_id"], **{k: hospital[k] for k in ("timeout", "attempts", "backoff") if k in hospital})
+
+
+def _parse_ts(v: str | None) -> dt.datetime | None:
+    if not v:
+        return None
+    t = dt.datetime.fromisoformat(v)
+    return clock.as_vn(t)
+
+
+def extract(hospital: dict, kind: str, dsn: str, *, run_id: str | None = None,
+            overlap: dt.timedelta = DEFAULT_OVERLAP, page_size: int = 500) -> dict:
+    """Pull everything changed since the watermark (minus an overlap) and land it raw as one batch."""
+    facility = hospital["facility"]
+    hook = _hook(hospital)
+    with warehouse.connect(dsn) as conn:
+        mark = warehouse.get_watermark(conn, SOURCE, facility, kind)
+        since = mark - overlap if mark else None
+        envelopes = [env for page in hook.pages(kind, since, page_size) for env in page]
+        newest = max((t for e in envelopes if (t := _parse_ts(e.get("updated_at")))), default=None)
+        batch_id = warehouse.create_batch(conn, source=SOURCE, source_ref=facility, kind=kind, run_id=run_id,
+                                          meta={"updated_since": since.isoformat() if since else None,
+                                                "newest_change": newest.isoformat() if newest else None})
+        warehouse.land(conn, batch_id, envelopes)
+    log.info("HIS %s %s: landed %d record(s) as batch %d (changes since %s)", facility, kind, len(envelopes),
+             batch_id, since.isoformat() if since else "the beginning")
+    return {"batch_id": batch_id, "facility": facility, "kind": kind, "received": len(envelopes)}
+
+
+def ingest_landed(batch: dict, dsn: str) -> dict:
+    """Run a landed batch through the ingestion core. Records without a facility code get the hospital's."""
+    kind, facility = batch["kind"], batch["facility"]
+    fac_field = KEYS[kind]["facility"]
+    with warehouse.connect(dsn) as conn:
+        ids, payloads = warehouse.landed(conn, batch["batch_id"])
+        for p in payloads:
+            if isinstance(p, dict) and not any(p.get(n) for n in (fac_field, "MA_CSKCB", "MACSKCB")):
+                p[fac_field] = facility
+        result = ingest(conn, batch_id=batch["batch_id"], kind=kind, source=SOURCE, source_ref=facility,
+                        records=payloads, record_ids=ids)
+    out = {**batch, **result.summary()}
+    check_refusal_rate(out, source=SOURCE)  # alert (Variable `alerting`) when too many records were refused
+    return out
+
+
+def acknowledge(hospital: dict, batch: dict, dsn: str) -> dict:
+    """Tell the HIS the outcome of every record, then move the watermark past this batch."""
+    kind = batch["kind"]
+    with warehouse.connect(dsn) as conn:
+        results = [{"id": rid, "status": "REFUSED" if outcome == "refused" else "ACCEPTED", "outcome": outcome,
+                    "certificate": key, "errors": reasons or []}
+                   for _, rid, key, outcome, reasons in warehouse.outcomes(conn, batch["batch_id"])]
+        sent = _hook(hospital).acknowledge(kind, str(batch["batch_id"]), results) if results else 0
+        meta = warehouse.batch_row(conn, batch["batch_id"])["meta"]
+        warehouse.mark_batch(conn, batch["batch_id"], "acknowledged", {"acknowledged": sent})
+        if meta.get("newest_change"):
+            warehouse.set_watermark(conn, SOURCE, hospital["facility"], kind,
+                                    dt.datetime.fromisoformat(meta["newest_change"]), batch["batch_id"])
+    log.info("HIS %s %s: acknowledged %d record(s) of batch %d", hospital["facility"], kind, sent,
+             batch["batch_id"])
+    return {"batch_id": batch["batch_id"], "acknowledged": sent}
