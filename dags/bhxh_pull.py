@@ -23,8 +23,12 @@ KINDS = ("GCS", "GBT")
     start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=True,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=2),
-                  "on_failure_callback": on_task_failure},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": pendulum.duration(minutes=2),
+        "on_failure_callback": on_task_failure,
+    },
     tags=["certificates", "bhxh", "solution-2"],
     doc_md=__doc__,
 )
@@ -38,14 +42,22 @@ def bhxh_pull():
     @task_group
     def province(province: str):
         for kind in KINDS:
+
             @task(task_id=f"extract_{kind.lower()}")
             def extract(province: str, kind: str = kind, **context) -> dict:
                 from certpipe import warehouse
                 from certpipe.sources.bhxh.pull import pull_window
 
                 client = Variable.get("bhxh_client", default={}, deserialize_json=True)
-                return pull_window(province, kind, context["data_interval_start"], context["data_interval_end"],
-                                   warehouse.warehouse_dsn(), run_id=context["run_id"], client=client)
+                return pull_window(
+                    province,
+                    kind,
+                    context["data_interval_start"],
+                    context["data_interval_end"],
+                    warehouse.warehouse_dsn(),
+                    run_id=context["run_id"],
+                    client=client,
+                )
 
             @task(task_id=f"ingest_{kind.lower()}")
             def ingest(batch: dict) -> dict:

@@ -20,8 +20,12 @@ from certpipe.alerts import on_task_failure
     start_date=pendulum.datetime(2026, 11, 2, 2, tz="Asia/Ho_Chi_Minh"),
     catchup=True,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=10),
-                  "on_failure_callback": on_task_failure},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": pendulum.duration(minutes=10),
+        "on_failure_callback": on_task_failure,
+    },
     tags=["certificates", "dhis2", "solution-4"],
     doc_md=__doc__,
 )
@@ -32,8 +36,13 @@ def dhis2_cod_sync():
         from certpipe.sources.dhis2.mortality import push_registrations, settings_from
 
         settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
-        return push_registrations(context["data_interval_start"], context["data_interval_end"],
-                                  warehouse.warehouse_dsn(), run_id=context["run_id"], settings=settings)
+        return push_registrations(
+            context["data_interval_start"],
+            context["data_interval_end"],
+            warehouse.warehouse_dsn(),
+            run_id=context["run_id"],
+            settings=settings,
+        )
 
     @task
     def pull_causes(pushed: dict, **context) -> dict:
@@ -41,8 +50,13 @@ def dhis2_cod_sync():
         from certpipe.sources.dhis2.mortality import pull_causes, settings_from
 
         settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
-        return pull_causes(context["data_interval_start"], context["data_interval_end"],
-                           warehouse.warehouse_dsn(), run_id=context["run_id"], settings=settings)
+        return pull_causes(
+            context["data_interval_start"],
+            context["data_interval_end"],
+            warehouse.warehouse_dsn(),
+            run_id=context["run_id"],
+            settings=settings,
+        )
 
     pull_causes(push())
 

@@ -20,8 +20,12 @@ from certpipe.alerts import on_task_failure
     start_date=pendulum.datetime(2026, 11, 1, 18, 30, tz="Asia/Ho_Chi_Minh"),
     catchup=True,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=5),
-                  "on_failure_callback": on_task_failure},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": pendulum.duration(minutes=5),
+        "on_failure_callback": on_task_failure,
+    },
     tags=["certificates", "dhis2", "solution-4"],
     doc_md=__doc__,
 )
@@ -38,8 +42,14 @@ def dhis2_mortality_daily():
         from certpipe.sources.dhis2.mortality import pull_window, settings_from
 
         settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
-        return pull_window(root, context["data_interval_start"], context["data_interval_end"],
-                           warehouse.warehouse_dsn(), run_id=context["run_id"], settings=settings)
+        return pull_window(
+            root,
+            context["data_interval_start"],
+            context["data_interval_end"],
+            warehouse.warehouse_dsn(),
+            run_id=context["run_id"],
+            settings=settings,
+        )
 
     @task
     def match(pulled: list[dict], **context) -> dict:

@@ -23,8 +23,12 @@ LABEL = "{{ 'file ' ~ task.op_kwargs['file_id'] if task.op_kwargs.get('file_id')
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(seconds=30),
-                  "on_failure_callback": on_task_failure},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": pendulum.duration(seconds=30),
+        "on_failure_callback": on_task_failure,
+    },
     tags=["certificates", "excel", "solution-3"],
     doc_md=__doc__,
 )
@@ -36,8 +40,9 @@ def excel_inbox():
 
         root = excel.inbox_root()
         excel.ensure_template(root)
-        return excel.scan(root, warehouse.warehouse_dsn(), run_id=context["run_id"],
-                          min_age=float(excel.setting_min_age()))["file_ids"]
+        return excel.scan(
+            root, warehouse.warehouse_dsn(), run_id=context["run_id"], min_age=float(excel.setting_min_age())
+        )["file_ids"]
 
     @task(map_index_template=LABEL, max_active_tis_per_dagrun=2)
     def process(file_id: int, **context) -> dict:

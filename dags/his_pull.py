@@ -21,8 +21,12 @@ LABEL = "{{ task.op_kwargs['hospital']['facility'] if task.op_kwargs.get('hospit
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=1),
-                  "on_failure_callback": on_task_failure},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": pendulum.duration(minutes=1),
+        "on_failure_callback": on_task_failure,
+    },
     tags=["certificates", "his", "solution-1"],
     doc_md=__doc__,
 )
@@ -36,6 +40,7 @@ def his_pull():
     @task_group
     def hospital(hospital: dict):
         for kind in KINDS:
+
             @task(task_id=f"extract_{kind.lower()}")
             def extract(hospital: dict, kind: str = kind, **context) -> dict:
                 from certpipe import warehouse

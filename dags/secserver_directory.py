@@ -25,10 +25,21 @@ CONN_ID = "secserver_default"
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": pendulum.duration(minutes=10),
-                  "on_failure_callback": on_task_failure},
-    params={"max_shrink": Param(0.2, type="number", minimum=0, maximum=1,
-                                description="Largest share of current agencies an answer may drop (0-1).")},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 2,
+        "retry_delay": pendulum.duration(minutes=10),
+        "on_failure_callback": on_task_failure,
+    },
+    params={
+        "max_shrink": Param(
+            0.2,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Largest share of current agencies an answer may drop (0-1).",
+        )
+    },
     tags=["secserver", "directory", "national-portal"],
     doc_md=__doc__,
 )
@@ -38,8 +49,12 @@ def secserver_directory():
         from certpipe import warehouse
         from certpipe.sources.secserver.directory import refresh_directory
 
-        return refresh_directory(CONN_ID, warehouse.warehouse_dsn(), max_shrink=float(context["params"]["max_shrink"]),
-                                 run_id=f"secserver_directory/{context['run_id']}")
+        return refresh_directory(
+            CONN_ID,
+            warehouse.warehouse_dsn(),
+            max_shrink=float(context["params"]["max_shrink"]),
+            run_id=f"secserver_directory/{context['run_id']}",
+        )
 
     refresh()
 

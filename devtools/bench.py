@@ -46,6 +46,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 # ---------------------------------------------------------------- data
 
+
 def records(n: int, seed: int = SEED) -> Iterator[dict]:
     from sandbox.generate import generate_bulk_births
 
@@ -85,6 +86,7 @@ def expected_changed(n: int, bad: set[int]) -> dict:
 
 # ---------------------------------------------------------------- steps (each returns counts and timed seconds)
 
+
 def step_generate(dsn: str, n: int, batch_size: int) -> dict:
     t = time.perf_counter()
     recs = list(records(n))
@@ -105,8 +107,12 @@ def step_copy_baseline(dsn: str, n: int, batch_size: int) -> dict:
             t = time.perf_counter()
             with conn.cursor().copy("COPY bench_copy (cert_key, record) FROM STDIN") as copy:
                 for rec in chunk:
-                    copy.write_row((cert_key(KIND, rec), json.dumps(rec, ensure_ascii=False, sort_keys=True,
-                                                                    separators=(",", ":"))))
+                    copy.write_row(
+                        (
+                            cert_key(KIND, rec),
+                            json.dumps(rec, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+                        )
+                    )
             conn.commit()
             secs += time.perf_counter() - t
             done += len(chunk)
@@ -146,8 +152,14 @@ def _ingest_all(dsn: str, n: int, batch_size: int, changed: bool) -> dict:
         for k, v in res.timings.items():
             timings[k] = timings.get(k, 0.0) + v
     secs = time.perf_counter() - t - gen
-    return {"records": done, "seconds": secs, "counts": totals, "bad": len(first_load_refused(dsn, n, batch_size)),
-            "generate_s": gen, "timings": timings}
+    return {
+        "records": done,
+        "seconds": secs,
+        "counts": totals,
+        "bad": len(first_load_refused(dsn, n, batch_size)),
+        "generate_s": gen,
+        "timings": timings,
+    }
 
 
 def first_load_refused(dsn: str, n: int, batch_size: int) -> set[int]:
@@ -156,9 +168,12 @@ def first_load_refused(dsn: str, n: int, batch_size: int) -> set[int]:
 
     with warehouse.connect(dsn) as conn:
         first = conn.execute("SELECT min(batch_id) FROM wh.ingest_batch WHERE source = %s", (SOURCE,)).fetchone()[0]
-        rows = conn.execute("SELECT (b.meta->>'offset')::int + r.row_no - 1 FROM wh.batch_record r "
-                            "JOIN wh.ingest_batch b USING (batch_id) WHERE r.batch_id BETWEEN %s AND %s "
-                            "AND r.outcome = 'refused'", (first, first + -(-n // batch_size) - 1)).fetchall()
+        rows = conn.execute(
+            "SELECT (b.meta->>'offset')::int + r.row_no - 1 FROM wh.batch_record r "
+            "JOIN wh.ingest_batch b USING (batch_id) WHERE r.batch_id BETWEEN %s AND %s "
+            "AND r.outcome = 'refused'",
+            (first, first + -(-n // batch_size) - 1),
+        ).fetchall()
     return {r[0] for r in rows}
 
 
@@ -176,8 +191,13 @@ def step_changed_10pct(dsn: str, n: int, batch_size: int) -> dict:
     return out
 
 
-STEPS = {"generate": step_generate, "copy_baseline": step_copy_baseline, "first_load": step_first_load,
-         "unchanged_rerun": step_unchanged_rerun, "changed_10pct": step_changed_10pct}
+STEPS = {
+    "generate": step_generate,
+    "copy_baseline": step_copy_baseline,
+    "first_load": step_first_load,
+    "unchanged_rerun": step_unchanged_rerun,
+    "changed_10pct": step_changed_10pct,
+}
 
 
 def fork_start(fn: Callable, *args) -> Callable[[], object]:
@@ -305,13 +325,25 @@ class Preloader:
 
 # Run order: where each step runs ("main": forked from this process, "gx": from the preloader), and what that
 # process imports first (cumulative), so a step's peak RSS holds no module it does not use itself.
-MAIN_PRELOAD = ("sandbox.generate", "certpipe.warehouse", "certpipe.core.ingest", "certpipe.sources.excel.reader",
-                "python_calamine")
+MAIN_PRELOAD = (
+    "sandbox.generate",
+    "certpipe.warehouse",
+    "certpipe.core.ingest",
+    "certpipe.sources.excel.reader",
+    "python_calamine",
+)
 GX_PRELOAD = (*MAIN_PRELOAD, "pandas", "openpyxl", "gx")
-PLAN = [("generate", "main", ()), ("copy_baseline", "main", ()), ("excel_read", "main", ()),
-        ("excel_read_streamed", "main", ("openpyxl",)), ("pandas_read_excel_openpyxl", "main", ("pandas",)),
-        ("first_load", "gx", ()), ("unchanged_rerun", "gx", ()), ("changed_10pct", "gx", ()),
-        ("excel_end_to_end", "gx", ("certpipe.sources.excel.inbox", "airflow.sdk"))]
+PLAN = [
+    ("generate", "main", ()),
+    ("copy_baseline", "main", ()),
+    ("excel_read", "main", ()),
+    ("excel_read_streamed", "main", ("openpyxl",)),
+    ("pandas_read_excel_openpyxl", "main", ("pandas",)),
+    ("first_load", "gx", ()),
+    ("unchanged_rerun", "gx", ()),
+    ("changed_10pct", "gx", ()),
+    ("excel_end_to_end", "gx", ("certpipe.sources.excel.inbox", "airflow.sdk")),
+]
 
 
 # ---------------------------------------------------------------- DAG import time
@@ -355,8 +387,15 @@ def start_dag_import_times(airflow_home: str, repeat: int = 3) -> subprocess.Pop
     env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags")}
     env.setdefault("AIRFLOW_HOME", airflow_home)
     files = [str(f) for f in sorted((ROOT / "dags").glob("*.py"))]
-    return subprocess.Popen([sys.executable, "-c", _IMPORT_SNIPPET, str(repeat), *files], env=env, cwd=ROOT,
-                            text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", _IMPORT_SNIPPET, str(repeat), *files],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_ready(proc: subprocess.Popen) -> None:
@@ -380,49 +419,100 @@ def dag_import_times(proc: subprocess.Popen) -> dict[str, float]:
 
 # ---------------------------------------------------------------- report
 
+
 def _rate(r: dict) -> float | None:
     return r["records"] / r["seconds"] if r.get("seconds") else None
 
 
-def report(results: dict, imports: dict[str, float], n: int, excel: dict | None = None,
-           gx_init: float | None = None) -> tuple[list[dict], list[dict]]:
+def report(
+    results: dict, imports: dict[str, float], n: int, excel: dict | None = None, gx_init: float | None = None
+) -> tuple[list[dict], list[dict]]:
     base = _rate(results["copy_baseline"])
     rows = []
     for name, r in results.items():
         rate = _rate(r)
-        rows.append({"step": name, "records": r["records"], "seconds": r["seconds"], "records_per_s": rate,
-                     "vs_baseline": rate / base if rate and base and name != "generate" else None,
-                     "peak_mib": r.get("peak_mib"), "note": r.get("note", "")})
+        rows.append(
+            {
+                "step": name,
+                "records": r["records"],
+                "seconds": r["seconds"],
+                "records_per_s": rate,
+                "vs_baseline": rate / base if rate and base and name != "generate" else None,
+                "peak_mib": r.get("peak_mib"),
+                "note": r.get("note", ""),
+            }
+        )
     if gx_init is None:  # steps run in-process: each paid its own
         gx_init = statistics.median(r["gx_init"] for r in results.values() if "gx_init" in r)
-    rows.append({"step": "gx_init (once)", "records": None, "seconds": gx_init, "records_per_s": None,
-                 "vs_baseline": None, "peak_mib": None,
-                 "note": "GX import + context, once, in the background during setup; excluded from rates"})
+    rows.append(
+        {
+            "step": "gx_init (once)",
+            "records": None,
+            "seconds": gx_init,
+            "records_per_s": None,
+            "vs_baseline": None,
+            "peak_mib": None,
+            "note": "GX import + context, once, in the background during setup; excluded from rates",
+        }
+    )
     pandas = _rate(excel["pandas_read_excel_openpyxl"]) if excel else None
     for name, r in (excel or {}).items():  # Excel inbox: rows/s of one template file (devtools/bench_excel.py)
         rate = _rate(r)
         vs = f"; {rate / pandas:.1f} x pandas" if rate and pandas and not name.startswith("pandas") else ""
-        rows.append({"step": name, "records": r["records"], "seconds": r["seconds"], "records_per_s": rate,
-                     "vs_baseline": None, "peak_mib": r.get("peak_mib"), "note": r.get("note", "") + vs})
+        rows.append(
+            {
+                "step": name,
+                "records": r["records"],
+                "seconds": r["seconds"],
+                "records_per_s": rate,
+                "vs_baseline": None,
+                "peak_mib": r.get("peak_mib"),
+                "note": r.get("note", "") + vs,
+            }
+        )
     for f, s in imports.items():
-        rows.append({"step": f"import_time {f}", "records": None, "seconds": s, "records_per_s": None,
-                     "vs_baseline": None, "peak_mib": None,
-                     "note": "median of 3 children forked from one interpreter with airflow.sdk imported"})
+        rows.append(
+            {
+                "step": f"import_time {f}",
+                "records": None,
+                "seconds": s,
+                "records_per_s": None,
+                "vs_baseline": None,
+                "peak_mib": None,
+                "note": "median of 3 children forked from one interpreter with airflow.sdk imported",
+            }
+        )
     first, rerun = _rate(results["first_load"]), _rate(results["unchanged_rerun"])
     peak = max(results[s]["peak_mib"] for s in ("copy_baseline", "first_load", "unchanged_rerun", "changed_10pct"))
     scale = DEFAULT_N / n
     targets = [
         {"target": "ingestion >= 0.3 x COPY rate", "value": f"{first / base:.2f} x", "met": first >= 0.3 * base},
-        {"target": "unchanged re-run >= 2x faster than first load", "value": f"{rerun / first:.2f} x",
-         "met": rerun >= 2 * first},
-        {"target": "peak memory < 1 GiB for 1,000,000 records",
-         "value": f"{peak:.0f} MiB" + ("" if n == DEFAULT_N else f" at {n:,} (batched: not scaled by {scale:g})"),
-         "met": peak < 1024},
-        *([{"target": "Excel reading >= 10x pandas.read_excel(openpyxl)",
-            "value": f"{_rate(excel['excel_read']) / pandas:.1f} x", "met": _rate(excel["excel_read"]) >= 10 * pandas}]
-          if excel and pandas else []),
-        {"target": "each DAG file imports < 0.5 s", "value": ", ".join(f"{k} {v:.3f} s" for k, v in imports.items()),
-         "met": all(v < 0.5 for v in imports.values())},
+        {
+            "target": "unchanged re-run >= 2x faster than first load",
+            "value": f"{rerun / first:.2f} x",
+            "met": rerun >= 2 * first,
+        },
+        {
+            "target": "peak memory < 1 GiB for 1,000,000 records",
+            "value": f"{peak:.0f} MiB" + ("" if n == DEFAULT_N else f" at {n:,} (batched: not scaled by {scale:g})"),
+            "met": peak < 1024,
+        },
+        *(
+            [
+                {
+                    "target": "Excel reading >= 10x pandas.read_excel(openpyxl)",
+                    "value": f"{_rate(excel['excel_read']) / pandas:.1f} x",
+                    "met": _rate(excel["excel_read"]) >= 10 * pandas,
+                }
+            ]
+            if excel and pandas
+            else []
+        ),
+        {
+            "target": "each DAG file imports < 0.5 s",
+            "value": ", ".join(f"{k} {v:.3f} s" for k, v in imports.items()),
+            "met": all(v < 0.5 for v in imports.values()),
+        },
     ]
     return rows, targets
 
@@ -437,9 +527,11 @@ def print_table(rows: list[dict], targets: list[dict], checks: list[str]) -> Non
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['step']:<{w}} {_fmt(r['records'], ',d'):>10} {_fmt(r['seconds'], '.3f'):>9} "
-              f"{_fmt(r['records_per_s'], ',.0f'):>11} {_fmt(r['vs_baseline'], '.2f'):>11} "
-              f"{_fmt(r['peak_mib'], '.0f'):>9}  {r['note']}")
+        print(
+            f"{r['step']:<{w}} {_fmt(r['records'], ',d'):>10} {_fmt(r['seconds'], '.3f'):>9} "
+            f"{_fmt(r['records_per_s'], ',.0f'):>11} {_fmt(r['vs_baseline'], '.2f'):>11} "
+            f"{_fmt(r['peak_mib'], '.0f'):>9}  {r['note']}"
+        )
     print()
     for t in targets:
         print(f"[{'met' if t['met'] else 'MISSED':>6}] {t['target']}: {t['value']}")
@@ -449,18 +541,24 @@ def print_table(rows: list[dict], targets: list[dict], checks: list[str]) -> Non
 
 # ---------------------------------------------------------------- main
 
+
 def check_counts(results: dict, n: int) -> list[str]:
     bad = results["first_load"]["bad"]
     checks = []
-    want = {"first_load": {"stored": n - bad, "updated": 0, "unchanged": 0, "refused": bad},
-            "unchanged_rerun": {"stored": 0, "updated": 0, "unchanged": n - bad, "refused": bad},
-            "changed_10pct": results["changed_10pct"]["expected"]}
+    want = {
+        "first_load": {"stored": n - bad, "updated": 0, "unchanged": 0, "refused": bad},
+        "unchanged_rerun": {"stored": 0, "updated": 0, "unchanged": n - bad, "refused": bad},
+        "changed_10pct": results["changed_10pct"]["expected"],
+    }
     for step, exp in want.items():
         got = results[step]["counts"]
         spent = results[step].get("timings") or {}
         results[step]["note"] = " ".join(f"{k}={v:,}" for k, v in got.items()) + (
-            "; s in prepare/apply/waiting: " + "/".join(f"{spent.get(k, 0):.1f}" for k in
-                                                         ("prepare_s", "apply_s", "waited_s")) if spent else "")
+            "; s in prepare/apply/waiting: "
+            + "/".join(f"{spent.get(k, 0):.1f}" for k in ("prepare_s", "apply_s", "waited_s"))
+            if spent
+            else ""
+        )
         checks.append(f"[{'ok' if got == exp else 'WRONG':>6}] {step} counts" + ("" if got == exp else f": want {exp}"))
     return checks
 
@@ -504,8 +602,9 @@ def main(argv: list[str] | None = None) -> int:
         gx_proc = Preloader(GX_PRELOAD)
         stack.callback(gx_proc.close)
         writing = fork_start(bench_excel.write_file_timed, xlsx, excel_rows)
-        dag_proc = start_dag_import_times(stack.enter_context(tempfile.TemporaryDirectory(
-            prefix="certpipe-bench-airflow-")))
+        dag_proc = start_dag_import_times(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="certpipe-bench-airflow-"))
+        )
         stack.callback(lambda: dag_proc.poll() is None and dag_proc.kill())
         if a.pg_url:
             admin = a.pg_url
@@ -542,13 +641,23 @@ def main(argv: list[str] | None = None) -> int:
         imports = timed("import_time (forked from the interpreter with airflow.sdk)", dag_import_times, dag_proc)
     checks = check_counts(results, n)
     rows, targets = report(results, imports, n, excel, gx_init)
-    print(f"\nIngestion bench: {n:,} GCS records, batches of {a.batch_size:,}, seed {SEED}, "
-          f"{os.cpu_count()} CPUs\n")
+    print(f"\nIngestion bench: {n:,} GCS records, batches of {a.batch_size:,}, seed {SEED}, {os.cpu_count()} CPUs\n")
     print_table(rows, targets, checks)
     print(f"\nbench wall-clock: {time.perf_counter() - t0:.0f} s")
     if a.json:
-        a.json.write_text(json.dumps({"records": n, "batch_size": a.batch_size, "seed": SEED, "steps": rows,
-                                      "targets": targets, "checks": checks}, indent=2))
+        a.json.write_text(
+            json.dumps(
+                {
+                    "records": n,
+                    "batch_size": a.batch_size,
+                    "seed": SEED,
+                    "steps": rows,
+                    "targets": targets,
+                    "checks": checks,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -72,9 +72,13 @@ def step_excel_end_to_end(dsn: str, n: int, batch_size: int) -> dict:
         secs = time.perf_counter() - t
     r = res[0]
     counts = {k: r.get(k, 0) for k in ("stored", "updated", "unchanged", "refused")}
-    return {"records": r.get("received", 0), "seconds": secs, "counts": counts,
-            "note": "scan+claim, read, land, ingest, result workbook, move: "
-                    + " ".join(f"{k}={v:,}" for k, v in counts.items())}
+    return {
+        "records": r.get("received", 0),
+        "seconds": secs,
+        "counts": counts,
+        "note": "scan+claim, read, land, ingest, result workbook, move: "
+        + " ".join(f"{k}={v:,}" for k, v in counts.items()),
+    }
 
 
 def step_pandas_read_excel(dsn: str, n: int, batch_size: int) -> dict:
@@ -85,8 +89,12 @@ def step_pandas_read_excel(dsn: str, n: int, batch_size: int) -> dict:
     return {"records": len(df), "seconds": time.perf_counter() - t, "note": "pandas.read_excel(engine='openpyxl')"}
 
 
-STEPS = {"excel_read": step_excel_read, "excel_read_streamed": step_excel_read_streamed,
-         "excel_end_to_end": step_excel_end_to_end, "pandas_read_excel_openpyxl": step_pandas_read_excel}
+STEPS = {
+    "excel_read": step_excel_read,
+    "excel_read_streamed": step_excel_read_streamed,
+    "excel_end_to_end": step_excel_end_to_end,
+    "pandas_read_excel_openpyxl": step_pandas_read_excel,
+}
 
 
 SKIP_QUICK = {"excel_read_streamed"}  # informational only: left out of --quick to keep it under a minute

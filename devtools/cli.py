@@ -16,8 +16,11 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start everything on the embedded default and run the HIS DAG")
     up.add_argument("--detach", action="store_true", help="leave it running and return (stop with ./dev stop)")
     sub.add_parser("stop", help="stop everything `up` started")
-    sub.add_parser("test", help="run the whole test suite (CERTPIPE_TEST_PG_URL to use an existing server); "
-                   "further arguments go to pytest")
+    sub.add_parser(
+        "test",
+        help="run the whole test suite (CERTPIPE_TEST_PG_URL to use an existing server); "
+        "further arguments go to pytest",
+    )
     sub.add_parser("bench", help="benchmarks (prints figures); further arguments go to the bench")
     sub.add_parser("lint", help="ruff")
     argv = sys.argv[1:] if argv is None else argv

@@ -77,15 +77,23 @@ class EmbeddedPostgres:
         if user:
             _open_path_for(user, self.data_dir)
         if not (self.data_dir / "PG_VERSION").exists():
-            pgcmd.initdb(["--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "-U", "postgres"],
-                         pgdata=self.data_dir, **self._kw())
+            pgcmd.initdb(
+                ["--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "-U", "postgres"],
+                pgdata=self.data_dir,
+                **self._kw(),
+            )
         if self.is_running():
             return self
-        opts = (f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                "-c shared_buffers=256MB -c max_wal_size=4GB")
-        pgcmd.pg_ctl(["-w", "-t", "60", "-o", opts, "-l", str(self.data_dir / "server.log"), "start"],
-                     pgdata=self.data_dir, **self._kw())
+        opts = (
+            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+            "-c shared_buffers=256MB -c max_wal_size=4GB"
+        )
+        pgcmd.pg_ctl(
+            ["-w", "-t", "60", "-o", opts, "-l", str(self.data_dir / "server.log"), "start"],
+            pgdata=self.data_dir,
+            **self._kw(),
+        )
         return self
 
     def is_running(self) -> bool:

@@ -24,8 +24,11 @@ PG_PORT = int(os.environ.get("CERTPIPE_PG_PORT", "54329"))
 API_PORT = int(os.environ.get("CERTPIPE_API_PORT", "8080"))
 SANDBOX_PORT = int(os.environ.get("CERTPIPE_SANDBOX_PORT", "8765"))
 REGISTRAR_PORT = int(os.environ.get("CERTPIPE_REGISTRAR_PORT", "8090"))
-HOSPITALS = [("01020", "Bệnh viện thí điểm Hà Nội"), ("79034", "Bệnh viện thí điểm TP. Hồ Chí Minh"),
-             ("96025", "Bệnh viện thí điểm Cà Mau")]
+HOSPITALS = [
+    ("01020", "Bệnh viện thí điểm Hà Nội"),
+    ("79034", "Bệnh viện thí điểm TP. Hồ Chí Minh"),
+    ("96025", "Bệnh viện thí điểm Cà Mau"),
+]
 PIDS = STATE / "pids.json"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
@@ -49,26 +52,28 @@ def airflow_env(pg_url_airflow: str) -> dict:
     home = STATE / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "8",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{API_PORT}/execution/",
-        "AIRFLOW__CORE__FERNET_KEY": _fernet(),
-        "AIRFLOW__API_AUTH__JWT_SECRET": _secret("jwt_secret"),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{API_PORT}",
-        "AIRFLOW__API__PORT": str(API_PORT),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url_airflow.replace("postgresql://", "postgresql+psycopg://"),
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
-        "GX_ANALYTICS_ENABLED": "false",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{API_PORT}/execution/",
+            "AIRFLOW__CORE__FERNET_KEY": _fernet(),
+            "AIRFLOW__API_AUTH__JWT_SECRET": _secret("jwt_secret"),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{API_PORT}",
+            "AIRFLOW__API__PORT": str(API_PORT),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url_airflow.replace("postgresql://", "postgresql+psycopg://"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            "GX_ANALYTICS_ENABLED": "false",
+        }
+    )
     return env
 
 
@@ -113,25 +118,50 @@ def seed_airflow(env: dict, warehouse_url: str, sandbox_url: str) -> None:
     from urllib.parse import urlsplit
 
     u = urlsplit(warehouse_url)
-    conns = {"warehouse_db": {"conn_type": "postgres", "host": u.hostname, "port": u.port, "login": u.username,
-                              "schema": u.path.lstrip("/"), "description": "Certificate warehouse (embedded)"}}
+    conns = {
+        "warehouse_db": {
+            "conn_type": "postgres",
+            "host": u.hostname,
+            "port": u.port,
+            "login": u.username,
+            "schema": u.path.lstrip("/"),
+            "description": "Certificate warehouse (embedded)",
+        }
+    }
     for code, name in HOSPITALS:
-        conns[f"his_{code}"] = {"conn_type": "http", "host": f"{sandbox_url}/his/{code}", "login": code,
-                                "password": f"sandbox-{code}", "description": f"HIS feed: {name} (sandbox)"}
-    conns["bhxh_default"] = {"conn_type": "http", "host": f"{sandbox_url}/bhxh", "login": "bhxh-sandbox",
-                             "password": "sandbox-bhxh", "description": "BHXH certificate database (sandbox)"}
-    conns["secserver_default"] = {"conn_type": "http", "host": f"{sandbox_url}/secserver", "login": "H46",
-                                  "password": "sandbox-session",
-                                  "description": "Our security server, national portal directory (sandbox)"}
-    variables = {"his_hospitals": json.dumps([{"facility": c, "name": n} for c, n in HOSPITALS],
-                                             ensure_ascii=False),
-                 "bhxh_provinces": json.dumps(sorted({c[:2] for c, _ in HOSPITALS}))}
+        conns[f"his_{code}"] = {
+            "conn_type": "http",
+            "host": f"{sandbox_url}/his/{code}",
+            "login": code,
+            "password": f"sandbox-{code}",
+            "description": f"HIS feed: {name} (sandbox)",
+        }
+    conns["bhxh_default"] = {
+        "conn_type": "http",
+        "host": f"{sandbox_url}/bhxh",
+        "login": "bhxh-sandbox",
+        "password": "sandbox-bhxh",
+        "description": "BHXH certificate database (sandbox)",
+    }
+    conns["secserver_default"] = {
+        "conn_type": "http",
+        "host": f"{sandbox_url}/secserver",
+        "login": "H46",
+        "password": "sandbox-session",
+        "description": "Our security server, national portal directory (sandbox)",
+    }
+    variables = {
+        "his_hospitals": json.dumps([{"facility": c, "name": n} for c, n in HOSPITALS], ensure_ascii=False),
+        "bhxh_provinces": json.dumps(sorted({c[:2] for c, _ in HOSPITALS})),
+    }
     variables["certpipe_inbox_url"] = (STATE / "bucket").resolve().as_uri()  # Excel inbox (solution 3)
     (STATE / "connections.json").write_text(json.dumps(conns, ensure_ascii=False))
     (STATE / "variables.json").write_text(json.dumps(variables, ensure_ascii=False))
     (STATE / "connections.json").chmod(0o600)
-    for args in (["connections", "import", "--overwrite", str(STATE / "connections.json")],
-                 ["variables", "import", "-a", "overwrite", str(STATE / "variables.json")]):
+    for args in (
+        ["connections", "import", "--overwrite", str(STATE / "connections.json")],
+        ["variables", "import", "-a", "overwrite", str(STATE / "variables.json")],
+    ):
         subprocess.run([sys.executable, "-m", "airflow", *args], env=env, check=True, capture_output=True)
 
 
@@ -144,8 +174,9 @@ def _password() -> str:
 
 
 def run_his_pull(api: str, password: str, timeout: float = 600) -> str:
-    token = httpx.post(f"{api}/auth/token", json={"username": "admin", "password": password},
-                       timeout=30).json()["access_token"]
+    token = httpx.post(f"{api}/auth/token", json={"username": "admin", "password": password}, timeout=30).json()[
+        "access_token"
+    ]
     h = {"Authorization": f"Bearer {token}"}
     deadline = time.monotonic() + 180
     while httpx.get(f"{api}/api/v2/dags/his_pull", headers=h, timeout=10).status_code != 200:
@@ -159,8 +190,7 @@ def run_his_pull(api: str, password: str, timeout: float = 600) -> str:
     deadline = time.monotonic() + timeout
     run_id, triggered = None, False
     while time.monotonic() < deadline:
-        new = [r for r in httpx.get(runs_url, headers=h, timeout=10).json()["dag_runs"]
-               if r["dag_run_id"] not in known]
+        new = [r for r in httpx.get(runs_url, headers=h, timeout=10).json()["dag_runs"] if r["dag_run_id"] not in known]
         if new:
             run = min(new, key=lambda r: r["queued_at"] or "")
             if run_id != run["dag_run_id"]:
@@ -188,8 +218,9 @@ def prepare_inbox() -> Path:
 
 
 def unpause(api: str, password: str, dag_id: str, timeout: float = 120) -> None:
-    token = httpx.post(f"{api}/auth/token", json={"username": "admin", "password": password},
-                       timeout=30).json()["access_token"]
+    token = httpx.post(f"{api}/auth/token", json={"username": "admin", "password": password}, timeout=30).json()[
+        "access_token"
+    ]
     h = {"Authorization": f"Bearer {token}"}
     deadline = time.monotonic() + timeout
     while httpx.get(f"{api}/api/v2/dags/{dag_id}", headers=h, timeout=10).status_code != 200:
@@ -205,9 +236,12 @@ def print_summary(warehouse_url: str, since: float) -> None:
     import psycopg
 
     with psycopg.connect(warehouse_url) as c:
-        rows = c.execute("SELECT source_ref, kind, sum(received), sum(stored), sum(updated), sum(unchanged), "
-                         "sum(refused) FROM wh.ingest_batch WHERE source = 'his' AND created_at >= to_timestamp(%s) "
-                         "GROUP BY 1, 2 ORDER BY 1, 2", (since,)).fetchall()
+        rows = c.execute(
+            "SELECT source_ref, kind, sum(received), sum(stored), sum(updated), sum(unchanged), "
+            "sum(refused) FROM wh.ingest_batch WHERE source = 'his' AND created_at >= to_timestamp(%s) "
+            "GROUP BY 1, 2 ORDER BY 1, 2",
+            (since,),
+        ).fetchall()
     say("hospital kind  received stored updated unchanged refused")
     for r in rows:
         say(f"{r[0]:8} {r[1]:4} {r[2]:9} {r[3]:6} {r[4]:7} {r[5]:9} {r[6]:7}")
@@ -229,8 +263,11 @@ def up(wait: bool = True) -> int:
     bucket = prepare_inbox()
     say(f"Excel inbox bucket {bucket}: template in template/, hospitals drop files in inbox/<facility>/")
     env = airflow_env(airflow_url)
-    procs = {"sandbox": _start("sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1",
-                                           "--port", str(SANDBOX_PORT)], env)}
+    procs = {
+        "sandbox": _start(
+            "sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT)], env
+        )
+    }
     sandbox_url = f"http://127.0.0.1:{SANDBOX_PORT}"
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     say("Airflow metadata database migrated")
@@ -241,11 +278,16 @@ def up(wait: bool = True) -> int:
         cmd = [sys.executable, "-m", module, name] + (["--port", str(API_PORT)] if name == "api-server" else [])
         procs[name] = _start(name, cmd, env)
     # registrar API (docs/registrar-api.md): sessions as the least-privilege role, signing key in .state
-    procs["registrar-api"] = _start("registrar-api", [sys.executable, "-m", "registrar", "--port",
-                                                      str(REGISTRAR_PORT)],
-                                    {**env, "CERTPIPE_REGISTRAR_DB_URL": warehouse_url,
-                                     "CERTPIPE_REGISTRAR_DB_ROLE": "certpipe_registrar",
-                                     "CERTPIPE_REGISTRAR_JWT_SECRET": _secret("registrar_jwt_secret")})
+    procs["registrar-api"] = _start(
+        "registrar-api",
+        [sys.executable, "-m", "registrar", "--port", str(REGISTRAR_PORT)],
+        {
+            **env,
+            "CERTPIPE_REGISTRAR_DB_URL": warehouse_url,
+            "CERTPIPE_REGISTRAR_DB_ROLE": "certpipe_registrar",
+            "CERTPIPE_REGISTRAR_JWT_SECRET": _secret("registrar_jwt_secret"),
+        },
+    )
     api = f"http://127.0.0.1:{API_PORT}"
     _wait_http(f"{sandbox_url}/healthz", 60, "sandbox", procs)
     _wait_http(f"http://127.0.0.1:{REGISTRAR_PORT}/healthz", 60, "registrar API", procs)

@@ -20,13 +20,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bad-ratio", type=float, default=0.1)
     p.add_argument("--log-level", default="info")
     a = p.parse_args(argv)
-    app = create_app(seed=a.seed, births=a.births, deaths=a.deaths, now=a.now, bad_ratio=a.bad_ratio,
-                     facilities=a.facilities.split(",") if a.facilities else None)
+    app = create_app(
+        seed=a.seed,
+        births=a.births,
+        deaths=a.deaths,
+        now=a.now,
+        bad_ratio=a.bad_ratio,
+        facilities=a.facilities.split(",") if a.facilities else None,
+    )
     sock = bind(a.host, a.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    server = make_server(app, log_level=a.log_level,
-                         on_ready=lambda: print(f"sandbox ready on http://{shown}:{port}", flush=True))
+    server = make_server(
+        app, log_level=a.log_level, on_ready=lambda: print(f"sandbox ready on http://{shown}:{port}", flush=True)
+    )
     server.run(sockets=[sock])
 
 

@@ -11,8 +11,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sandbox import bhxh, his, secserver
 from sandbox import dhis2 as dhis2_sandbox
 
-DEFAULTS = {"seed": 7, "births": 200, "deaths": 60, "facilities": list(his.DEFAULT_FACILITIES),
-            "now": None, "bad_ratio": 0.1}
+DEFAULTS = {
+    "seed": 7,
+    "births": 200,
+    "deaths": 60,
+    "facilities": list(his.DEFAULT_FACILITIES),
+    "now": None,
+    "bad_ratio": 0.1,
+}
 
 
 def create_app(**dataset_opts) -> FastAPI:
@@ -71,5 +77,7 @@ def _build(app: FastAPI) -> None:
 
 def summary(app: FastAPI) -> dict:
     opts = {k: (str(v) if k == "now" and v is not None else v) for k, v in app.state.opts.items()}
-    return {"options": opts, "his": {code: {k: len(v) for k, v in h.feeds.items()}
-                                      for code, h in app.state.his.hospitals.items()}}
+    return {
+        "options": opts,
+        "his": {code: {k: len(v) for k, v in h.feeds.items()} for code, h in app.state.his.hospitals.items()},
+    }

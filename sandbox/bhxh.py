@@ -80,8 +80,9 @@ def _from_his(his) -> BhxhState:
                 latest[env["id"]] = env
             for env in latest.values():
                 received = parse_ts(env["updated_at"]) + timedelta(minutes=5)
-                st.records[kind].append({"id": f"BHXH-{env['id']}", "updated_at": received.isoformat(),
-                                         "record": dict(env["record"])})
+                st.records[kind].append(
+                    {"id": f"BHXH-{env['id']}", "updated_at": received.isoformat(), "record": dict(env["record"])}
+                )
     for kind in KINDS:
         st.sort(kind)
     return st
@@ -115,15 +116,21 @@ async def _fault(st: BhxhState, target: str) -> tuple[Response | None, Fault | N
 def _token_error(st: BhxhState, request: Request) -> JSONResponse | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or token.strip() not in st.tokens:
-        return error(401, "invalid_token", "a valid bearer token is required",
-                     {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return error(
+            401,
+            "invalid_token",
+            "a valid bearer token is required",
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     if st.tokens[token.strip()] <= time.monotonic():
-        return error(401, "token_expired", "the token has expired",
-                     {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return error(
+            401, "token_expired", "the token has expired", {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        )
     return None
 
 
 # ---------------------------------------------------------------- API
+
 
 @router.post("/bhxh/api/v1/auth/token")
 async def token(request: Request):
@@ -132,8 +139,9 @@ async def token(request: Request):
     if resp is None:
         try:
             body = await request.json()
-            ok = (hmac.compare_digest(str(body.get("username", "")), USERNAME)
-                  & hmac.compare_digest(str(body.get("password", "")), PASSWORD))
+            ok = hmac.compare_digest(str(body.get("username", "")), USERNAME) & hmac.compare_digest(
+                str(body.get("password", "")), PASSWORD
+            )
         except (ValueError, AttributeError):
             ok = False
         if not ok:
@@ -161,11 +169,13 @@ async def _lookup(st: BhxhState, request: Request) -> JSONResponse:
         return error(400, "invalid_kind", f"kind must be one of {', '.join(KINDS)}")
     kind = body.pop("kind")
     if set(body) not in CRITERIA[kind]:
-        return error(400, "invalid_criteria", f"criteria for {kind}: " + " | ".join(
-            "+".join(sorted(c)) for c in CRITERIA[kind]))
+        return error(
+            400, "invalid_criteria", f"criteria for {kind}: " + " | ".join("+".join(sorted(c)) for c in CRITERIA[kind])
+        )
     want = {k: str(v).strip().upper() for k, v in body.items()}
-    items = [e for e in st.records[kind]
-             if all(str(e["record"].get(k, "")).strip().upper() == v for k, v in want.items())]
+    items = [
+        e for e in st.records[kind] if all(str(e["record"].get(k, "")).strip().upper() == v for k, v in want.items())
+    ]
     return JSONResponse({"kind": kind, "items": items})
 
 
@@ -216,17 +226,25 @@ def _pull(st: BhxhState, request: Request, fault: Fault | None) -> JSONResponse:
                 break
     more = len(items) > page_size
     items = items[:page_size]
-    body = {"kind": kind, "province": province, "items": items,
-            "next_cursor": _cursor(parse_ts(items[-1]["updated_at"]), items[-1]["id"]) if more else None}
+    body = {
+        "kind": kind,
+        "province": province,
+        "items": items,
+        "next_cursor": _cursor(parse_ts(items[-1]["updated_at"]), items[-1]["id"]) if more else None,
+    }
     resp = JSONResponse(body)
     if fault is not None and fault.mutate and items:  # the data changes right after this page was served
-        changed = {**items[0], "record": {**items[0]["record"], "GHI_CHU": "Đã sửa sau khi trả trang"},
-                   "updated_at": datetime.now(VN_TZ).isoformat(timespec="seconds")}
+        changed = {
+            **items[0],
+            "record": {**items[0]["record"], "GHI_CHU": "Đã sửa sau khi trả trang"},
+            "updated_at": datetime.now(VN_TZ).isoformat(timespec="seconds"),
+        }
         st.upsert(kind, changed)
     return resp
 
 
 # ---------------------------------------------------------------- control
+
 
 class RecordsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")

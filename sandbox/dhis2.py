@@ -32,10 +32,12 @@ UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 TOKEN, BASIC = "d2pat_sandbox", ("admin", "district")
 VERSIONS = {"2.40": "2.40.7", "2.41": "2.41.4", "2.42": "2.42.1"}
 # a province with two communes (org unit codes = administrative commune codes)
-ORG_UNITS = [{"id": "VnHaNoi0001", "code": "01", "level": 2, "path": "/VietNam0001/VnHaNoi0001"},
-             {"id": "TytOChoDua1", "code": "00190", "level": 4, "path": "/VietNam0001/VnHaNoi0001/TytOChoDua1"},
-             {"id": "TytHoaLac01", "code": "09988", "level": 4, "path": "/VietNam0001/VnHaNoi0001/TytHoaLac01"},
-             {"id": "VnHcm000001", "code": "79", "level": 2, "path": "/VietNam0001/VnHcm000001"}]
+ORG_UNITS = [
+    {"id": "VnHaNoi0001", "code": "01", "level": 2, "path": "/VietNam0001/VnHaNoi0001"},
+    {"id": "TytOChoDua1", "code": "00190", "level": 4, "path": "/VietNam0001/VnHaNoi0001/TytOChoDua1"},
+    {"id": "TytHoaLac01", "code": "09988", "level": 4, "path": "/VietNam0001/VnHaNoi0001/TytHoaLac01"},
+    {"id": "VnHcm000001", "code": "79", "level": 2, "path": "/VietNam0001/VnHcm000001"},
+]
 
 
 @dataclass
@@ -83,16 +85,19 @@ def _gate(request: Request, st: Dhis2State) -> JSONResponse | None:
         f["count"] -= 1
         if f["count"] <= 0:
             st.faults.pop(0)
-        return JSONResponse({"httpStatus": "Error", "httpStatusCode": f["status"], "status": "ERROR",
-                             "message": "sandbox fault"}, status_code=f["status"])
+        return JSONResponse(
+            {"httpStatus": "Error", "httpStatusCode": f["status"], "status": "ERROR", "message": "sandbox fault"},
+            status_code=f["status"],
+        )
     if not _authorised(request):
         return JSONResponse({"httpStatusCode": 401, "status": "ERROR", "message": "Unauthorized"}, status_code=401)
     return None
 
 
 def _bad(message: str) -> JSONResponse:
-    return JSONResponse({"httpStatus": "Bad Request", "httpStatusCode": 400, "status": "ERROR",
-                         "message": message}, status_code=400)
+    return JSONResponse(
+        {"httpStatus": "Bad Request", "httpStatusCode": 400, "status": "ERROR", "message": message}, status_code=400
+    )
 
 
 @router.get("/dhis2/api/system/info")
@@ -119,8 +124,11 @@ def _under(st: Dhis2State, root: str, mode: str) -> set[str]:
     if mode == "SELECTED":
         return {root}
     depth = paths[root].count("/")
-    return {uid for uid, p in paths.items() if f"/{root}" in p and (
-        mode == "DESCENDANTS" or (mode == "CHILDREN" and p.count("/") <= depth + 1))}
+    return {
+        uid
+        for uid, p in paths.items()
+        if f"/{root}" in p and (mode == "DESCENDANTS" or (mode == "CHILDREN" and p.count("/") <= depth + 1))
+    }
 
 
 @router.get("/dhis2/api/tracker/events")
@@ -141,17 +149,22 @@ async def events(request: Request):
     except ValueError:
         return _bad("invalid date or paging parameter")
     deleted = q.get("includeDeleted", "false").lower() == "true"
-    rows = [e for e in st.events.values()
-            if e["orgUnit"] in units and (not q.get("program") or e["program"] == q["program"])
-            and (deleted or not e.get("deleted"))
-            and (after is None or parse(e["updatedAt"]) >= after)
-            and (before is None or parse(e["updatedAt"]) < before)]
+    rows = [
+        e
+        for e in st.events.values()
+        if e["orgUnit"] in units
+        and (not q.get("program") or e["program"] == q["program"])
+        and (deleted or not e.get("deleted"))
+        and (after is None or parse(e["updatedAt"]) >= after)
+        and (before is None or parse(e["updatedAt"]) < before)
+    ]
     rows.sort(key=lambda e: (e["updatedAt"], e["event"]))
     no_paging = q.get("paging", "true").lower() == "false" or (
-        st.version != "2.42" and q.get("skipPaging", "false").lower() == "true")
+        st.version != "2.42" and q.get("skipPaging", "false").lower() == "true"
+    )
     if st.version == "2.40" and q.get("paging", "true").lower() == "false":
         no_paging = False  # 2.40 does not know `paging`
-    chunk = rows if no_paging else rows[(page - 1) * size: page * size]
+    chunk = rows if no_paging else rows[(page - 1) * size : page * size]
     pager = {"page": page, "pageSize": size}
     if q.get("totalPages", "false").lower() == "true":
         pager.update(total=len(rows), pageCount=max(1, -(-len(rows) // size)))
@@ -173,8 +186,13 @@ async def tracker_import(request: Request):
         return denied
     q = request.query_params
     if q.get("async", "true").lower() != "false":
-        return {"httpStatus": "OK", "httpStatusCode": 200, "status": "OK", "message": "Tracker job added",
-                "response": {"id": "sandboxJob1", "location": "/api/tracker/jobs/sandboxJob1"}}
+        return {
+            "httpStatus": "OK",
+            "httpStatusCode": 200,
+            "status": "OK",
+            "message": "Tracker job added",
+            "response": {"id": "sandboxJob1", "location": "/api/tracker/jobs/sandboxJob1"},
+        }
     strategy = q.get("importStrategy", "CREATE_AND_UPDATE").upper()
     atomic = q.get("atomicMode", "ALL").upper()
     body = await request.json()
@@ -214,24 +232,40 @@ async def tracker_import(request: Request):
                 else:
                     values[d["dataElement"]] = {"dataElement": d["dataElement"], "value": str(d["value"])}
             stamp = now_text()
-            st.events[ev["event"]] = {**(old or {"createdAt": stamp}), **{k: v for k, v in ev.items()
-                                                                          if k != "dataValues"},
-                                      "dataValues": list(values.values()), "updatedAt": stamp, "deleted": False}
+            st.events[ev["event"]] = {
+                **(old or {"createdAt": stamp}),
+                **{k: v for k, v in ev.items() if k != "dataValues"},
+                "dataValues": list(values.values()),
+                "updatedAt": stamp,
+                "deleted": False,
+            }
             created += old is None
             updated += old is not None
     ignored = len(incoming) - created - updated
     stats = {"created": created, "updated": updated, "deleted": 0, "ignored": ignored, "total": len(incoming)}
-    objects = [{"trackerType": "EVENT", "uid": ev.get("event"), "errorReports": [], **(
-        {"index": i} if st.version == "2.40" else {})} for i, ev in enumerate(incoming)
-        if ev.get("event") not in failed and not (errors and atomic == "ALL")]
-    report = {"status": "ERROR" if errors else "OK",
-              "validationReport": {"errorReports": errors, "warningReports": []}, "stats": stats,
-              "bundleReport": {"typeReportMap": {"EVENT": {"trackerType": "EVENT", "stats": stats,
-                                                           "objectReports": objects}}}}
+    objects = [
+        {
+            "trackerType": "EVENT",
+            "uid": ev.get("event"),
+            "errorReports": [],
+            **({"index": i} if st.version == "2.40" else {}),
+        }
+        for i, ev in enumerate(incoming)
+        if ev.get("event") not in failed and not (errors and atomic == "ALL")
+    ]
+    report = {
+        "status": "ERROR" if errors else "OK",
+        "validationReport": {"errorReports": errors, "warningReports": []},
+        "stats": stats,
+        "bundleReport": {
+            "typeReportMap": {"EVENT": {"trackerType": "EVENT", "stats": stats, "objectReports": objects}}
+        },
+    }
     return JSONResponse(report, status_code=409 if errors else 200)
 
 
 # ---------------------------------------------------------------- control
+
 
 @router.post("/_control/dhis2/reset", tags=["control"])
 async def reset(request: Request):
@@ -258,9 +292,16 @@ async def load_events(request: Request):
     for ev in body.get("events") or []:
         stamp = ev.get("updatedAt") or now_text()
         old = st.events.get(ev["event"], {})
-        st.events[ev["event"]] = {"program": PROGRAM, "programStage": STAGE, "status": "COMPLETED",
-                                  "createdAt": old.get("createdAt", stamp), "deleted": False, **old, **ev,
-                                  "updatedAt": stamp}
+        st.events[ev["event"]] = {
+            "program": PROGRAM,
+            "programStage": STAGE,
+            "status": "COMPLETED",
+            "createdAt": old.get("createdAt", stamp),
+            "deleted": False,
+            **old,
+            **ev,
+            "updatedAt": stamp,
+        }
     return {"events": len(st.events)}
 
 

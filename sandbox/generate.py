@@ -32,17 +32,91 @@ def _nfc(items):
     return [unicodedata.normalize("NFC", s) for s in items]
 
 
-FAMILY = _nfc(["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng",
-               "Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý"])
+FAMILY = _nfc(
+    [
+        "Nguyễn",
+        "Trần",
+        "Lê",
+        "Phạm",
+        "Hoàng",
+        "Huỳnh",
+        "Phan",
+        "Vũ",
+        "Võ",
+        "Đặng",
+        "Bùi",
+        "Đỗ",
+        "Hồ",
+        "Ngô",
+        "Dương",
+        "Lý",
+    ]
+)
 FAMILY_W = [38, 11, 9.5, 7, 5, 5, 4.5, 3.9, 3.9, 2.1, 2, 1.4, 1.3, 1.3, 1, 0.5]
 MIDDLE_MALE = _nfc(["Văn", "Hữu", "Đức", "Minh", "Thanh", "Quang", "Ngọc"])
 MIDDLE_FEMALE = _nfc(["Thị", "Thị", "Thị", "Ngọc", "Thanh", "Minh", "Thu"])
-GIVEN_MALE = _nfc(["An", "Bình", "Dũng", "Hải", "Khánh", "Nam", "Phúc", "Quang", "Sơn", "Tâm",
-                   "Tuấn", "Hùng", "Long", "Minh", "Đạt", "Huy", "Kiên", "Thắng", "Trung", "Vinh"])
-GIVEN_FEMALE = _nfc(["An", "Châu", "Hà", "Hạnh", "Hương", "Khánh", "Lan", "Linh", "Mai", "Quỳnh",
-                     "Tâm", "Thảo", "Trang", "Vy", "Yến", "Hoa", "Ngân", "Nhung", "Thủy", "Uyên"])
-STREETS = _nfc(["Lê Lợi", "Trần Hưng Đạo", "Nguyễn Trãi", "Hai Bà Trưng", "Lý Thường Kiệt",
-                "Phan Đình Phùng", "Quang Trung", "Hùng Vương", "Lê Duẩn", "Nguyễn Huệ"])
+GIVEN_MALE = _nfc(
+    [
+        "An",
+        "Bình",
+        "Dũng",
+        "Hải",
+        "Khánh",
+        "Nam",
+        "Phúc",
+        "Quang",
+        "Sơn",
+        "Tâm",
+        "Tuấn",
+        "Hùng",
+        "Long",
+        "Minh",
+        "Đạt",
+        "Huy",
+        "Kiên",
+        "Thắng",
+        "Trung",
+        "Vinh",
+    ]
+)
+GIVEN_FEMALE = _nfc(
+    [
+        "An",
+        "Châu",
+        "Hà",
+        "Hạnh",
+        "Hương",
+        "Khánh",
+        "Lan",
+        "Linh",
+        "Mai",
+        "Quỳnh",
+        "Tâm",
+        "Thảo",
+        "Trang",
+        "Vy",
+        "Yến",
+        "Hoa",
+        "Ngân",
+        "Nhung",
+        "Thủy",
+        "Uyên",
+    ]
+)
+STREETS = _nfc(
+    [
+        "Lê Lợi",
+        "Trần Hưng Đạo",
+        "Nguyễn Trãi",
+        "Hai Bà Trưng",
+        "Lý Thường Kiệt",
+        "Phan Đình Phùng",
+        "Quang Trung",
+        "Hùng Vương",
+        "Lê Duẩn",
+        "Nguyễn Huệ",
+    ]
+)
 # Ethnicity (QĐ 121-TCTK): 01 Kinh, 02 Tày, 03 Thái, 04 Hoa, 05 Khơ-me, 06 Mường, 07 Nùng, 08 Hmông
 ETHNICITIES = ["01", "02", "03", "04", "05", "06", "07", "08"]
 ETHNICITY_W = [88, 2, 2, 2, 2, 2, 1, 1]
@@ -63,12 +137,38 @@ CAUSES = [
 ]
 CAUSES = [(c, unicodedata.normalize("NFC", t), a, w) for c, t, a, w in CAUSES]
 
-BIRTH_RULES = ["CCCD_SEX", "CCCD_YEAR", "ID_FORMAT", "DATE_INVALID", "DATE_FUTURE", "DATE_ORDER",
-               "WEIGHT_RANGE", "SEX_CODE", "ETHNICITY_CODE", "COMMUNE_PROVINCE", "CERT_FACILITY",
-               "CERT_YEAR", "CERT_FORMAT", "REQUIRED"]
-DEATH_RULES = ["CCCD_SEX", "CCCD_YEAR", "ID_FORMAT", "DATE_INVALID", "DATE_FUTURE", "DATE_ORDER",
-               "SEX_CODE", "ETHNICITY_CODE", "COMMUNE_PROVINCE", "CERT_FACILITY", "CERT_YEAR",
-               "CERT_FORMAT", "ICD10_CODE", "REQUIRED"]
+BIRTH_RULES = [
+    "CCCD_SEX",
+    "CCCD_YEAR",
+    "ID_FORMAT",
+    "DATE_INVALID",
+    "DATE_FUTURE",
+    "DATE_ORDER",
+    "WEIGHT_RANGE",
+    "SEX_CODE",
+    "ETHNICITY_CODE",
+    "COMMUNE_PROVINCE",
+    "CERT_FACILITY",
+    "CERT_YEAR",
+    "CERT_FORMAT",
+    "REQUIRED",
+]
+DEATH_RULES = [
+    "CCCD_SEX",
+    "CCCD_YEAR",
+    "ID_FORMAT",
+    "DATE_INVALID",
+    "DATE_FUTURE",
+    "DATE_ORDER",
+    "SEX_CODE",
+    "ETHNICITY_CODE",
+    "COMMUNE_PROVINCE",
+    "CERT_FACILITY",
+    "CERT_YEAR",
+    "CERT_FORMAT",
+    "ICD10_CODE",
+    "REQUIRED",
+]
 
 
 def _field_order(kind: str) -> list[str]:
@@ -95,11 +195,17 @@ class Batch(list):
         self.resubmitted: dict[str, list[str]] = {}  # id -> changed fields
 
     def manifest(self) -> dict:
-        return {"kind": self.kind, "expected": self.expected, "messy": self.messy,
-                "duplicates": self.duplicates, "resubmitted": self.resubmitted}
+        return {
+            "kind": self.kind,
+            "expected": self.expected,
+            "messy": self.messy,
+            "duplicates": self.duplicates,
+            "resubmitted": self.resubmitted,
+        }
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def _now(now: datetime | None) -> datetime:
     if now is None:
@@ -134,8 +240,7 @@ def _rand_date(rng: random.Random, start: date, end: date) -> date:
     return start + timedelta(days=rng.randrange((end - start).days + 1))
 
 
-def person_name(rng: random.Random, male: bool, family: str | None = None,
-                mother: bool = False) -> str:
+def person_name(rng: random.Random, male: bool, family: str | None = None, mother: bool = False) -> str:
     fam = family or rng.choices(FAMILY, FAMILY_W)[0]
     if mother:
         mid = "Thị" if rng.random() < 0.75 else rng.choice(MIDDLE_FEMALE)
@@ -165,8 +270,7 @@ def _residence(rng: random.Random, province: str, on: date) -> dict:
     w = rng.choice(wards)
     street = f"Số {rng.randint(1, 250)} {rng.choice(STREETS)}"
     parts = [street, w.ward_name] + ([w.district_name] if w.district_name else []) + [w.province_name]
-    return {"address": ", ".join(parts), "province": w.province_code,
-            "district": w.district_code, "ward": w.ward_code}
+    return {"address": ", ".join(parts), "province": w.province_code, "district": w.district_code, "ward": w.ward_code}
 
 
 def _other_province_ward(rng: random.Random, province: str, on: date) -> str:
@@ -189,6 +293,7 @@ def _bhxh(rng: random.Random, province: str) -> str:
 
 # ---------------------------------------------------------------- births
 
+
 def _birth_drafts(rng: random.Random, fac: Facility, now: datetime, count: int) -> list[dict]:
     """One delivery: `count` children (2 = twins) of one mother."""
     birth_dt = now - timedelta(minutes=rng.randint(120, 60 * 24 * 60))
@@ -208,8 +313,7 @@ def _birth_drafts(rng: random.Random, fac: Facility, now: datetime, count: int) 
     prev_living = lan_sinh - 1 - (1 if lan_sinh > 1 and rng.random() < 0.05 else 0)
     csection = rng.random() < (0.6 if count == 2 else 0.35)
     preterm = rng.random() < (0.1 if count == 2 else 0.02)
-    notes = (["Sinh con phải phẫu thuật"] if csection else []) + (
-        ["Sinh con dưới 32 tuần tuổi"] if preterm else [])
+    notes = (["Sinh con phải phẫu thuật"] if csection else []) + (["Sinh con dưới 32 tuần tuổi"] if preterm else [])
     patient = f"{bdate.year % 100:02d}{rng.randrange(10**6):06d}"
     mother = person_name(rng, False, mother=True)
     ethnicity = rng.choices(ETHNICITIES, ETHNICITY_W)[0]
@@ -263,16 +367,15 @@ def _birth_drafts(rng: random.Random, fac: Facility, now: datetime, count: int) 
             "THU_TRUONG_DVI": fac.head,
         }
         updated = min(this_issued + timedelta(seconds=rng.randint(60, 7200)), now - timedelta(seconds=60))
-        drafts.append({"rec": rec, "issued": this_issued, "updated": updated, "event": this_birth,
-                       "male": male})
+        drafts.append({"rec": rec, "issued": this_issued, "updated": updated, "event": this_birth, "male": male})
     return drafts
 
 
 # ---------------------------------------------------------------- deaths
 
+
 def _death_draft(rng: random.Random, fac: Facility, now: datetime, death_dt: datetime) -> dict:
-    bracket = rng.choices([(0, 0), (1, 14), (15, 39), (40, 59), (60, 79), (80, 100)],
-                          [2, 2, 6, 15, 40, 35])[0]
+    bracket = rng.choices([(0, 0), (1, 14), (15, 39), (40, 59), (60, 79), (80, 100)], [2, 2, 6, 15, 40, 35])[0]
     age = rng.randint(*bracket)
     code, cause, min_age, _ = rng.choices(CAUSES, [c[3] for c in CAUSES])[0]
     if age < min_age:
@@ -342,11 +445,11 @@ def _death_draft(rng: random.Random, fac: Facility, now: datetime, death_dt: dat
         "DIACHI_CSKCB": fac.address,
     }
     updated = min(issued + timedelta(seconds=rng.randint(60, 7200)), now - timedelta(seconds=60))
-    return {"rec": rec, "issued": issued, "updated": updated, "event": death_dt, "male": male,
-            "dob": dob}
+    return {"rec": rec, "issued": issued, "updated": updated, "event": death_dt, "male": male, "dob": dob}
 
 
 # ---------------------------------------------------------------- shared pipeline
+
 
 def _number(drafts: list[dict], kind: str, fac: Facility, rng: random.Random) -> None:
     """Assign running certificate numbers per issue year, in issue order."""
@@ -387,8 +490,7 @@ def _set_cert_year(rec: dict, kind: str, date_text: str, taken: set[str]) -> Non
     _recert(rec, key, rec[key][:-2] + date_text[2:4], taken)
 
 
-def _spoil(kind: str, d: dict, rule: str, rng: random.Random, now: datetime, fac: Facility,
-           taken: set[str]) -> None:
+def _spoil(kind: str, d: dict, rule: str, rng: random.Random, now: datetime, fac: Facility, taken: set[str]) -> None:
     """Make draft `d` break `rule` (and, as far as possible, nothing else).
 
     `taken` holds all certificate numbers: a spoiled number never equals another record's.
@@ -406,7 +508,7 @@ def _spoil(kind: str, d: dict, rule: str, rng: random.Random, now: datetime, fac
     elif rule == "ID_FORMAT":
         s = rec[id_key]
         cut = rng.randrange(4, 12)
-        rec[id_key] = s[:cut] + s[cut + 1:]
+        rec[id_key] = s[:cut] + s[cut + 1 :]
     elif rule == "DATE_INVALID":
         k = "NGAYSINH_NND" if gcs else "NGAY_SINH"
         rec[k] = rec[k][:4] + rng.choice(["0230", "0231"])
@@ -457,12 +559,14 @@ def _spoil(kind: str, d: dict, rule: str, rng: random.Random, now: datetime, fac
                 break
     elif rule == "CERT_FORMAT":
         num, kd, fc, yy = rec[key].split(".")
-        rec[key] = rng.choice([
-            f"{num[1:]}.{kd}.{fc}.{yy}",  # 4-digit running number
-            f"{num}-{kd}-{fc}-{yy}",  # wrong separators
-            f"{num}.{kd[::-1]}.{fc}.{yy}",  # scrambled kind
-            f"{num}.{kd}.{fc}.20{yy}",  # 4-digit year
-        ])
+        rec[key] = rng.choice(
+            [
+                f"{num[1:]}.{kd}.{fc}.{yy}",  # 4-digit running number
+                f"{num}-{kd}-{fc}-{yy}",  # wrong separators
+                f"{num}.{kd[::-1]}.{fc}.{yy}",  # scrambled kind
+                f"{num}.{kd}.{fc}.20{yy}",  # 4-digit year
+            ]
+        )
     elif rule == "ICD10_CODE":
         rec["BENH_ICD10_ID"] = rng.choice(["J12.82", "XYZ"])
     elif rule == "REQUIRED":
@@ -516,9 +620,18 @@ def _feed_key(env: dict):
     return (datetime.fromisoformat(env["updated_at"]), env["id"])
 
 
-def _finish(kind: str, drafts: list[dict], fac: Facility, rng: random.Random, now: datetime,
-            bad_ratio: float, dup_ratio: float, resubmit_ratio: float, messy_ratio: float,
-            rule_offset: int | None) -> Batch:
+def _finish(
+    kind: str,
+    drafts: list[dict],
+    fac: Facility,
+    rng: random.Random,
+    now: datetime,
+    bad_ratio: float,
+    dup_ratio: float,
+    resubmit_ratio: float,
+    messy_ratio: float,
+    rule_offset: int | None,
+) -> Batch:
     drafts.sort(key=lambda d: (d["issued"], d["rec"].get("NGAY_SINH_CON") or d["rec"].get("NGAY_TV")))
     _number(drafts, kind, fac, rng)
     order = GCS_FIELDS if kind == "GCS" else GBT_FIELDS
@@ -575,9 +688,18 @@ def _facility(facility: str | Facility) -> Facility:
     return facility if isinstance(facility, Facility) else refdata.facility(str(facility))
 
 
-def generate_births(n: int, *, facility: str | Facility, seed: int = 0, now: datetime | None = None,
-                    bad_ratio: float = 0.1, dup_ratio: float = 0.03, resubmit_ratio: float = 0.03,
-                    messy_ratio: float = 0.1, rule_offset: int | None = None) -> Batch:
+def generate_births(
+    n: int,
+    *,
+    facility: str | Facility,
+    seed: int = 0,
+    now: datetime | None = None,
+    bad_ratio: float = 0.1,
+    dup_ratio: float = 0.03,
+    resubmit_ratio: float = 0.03,
+    messy_ratio: float = 0.1,
+    rule_offset: int | None = None,
+) -> Batch:
     """`n` birth certificates (twins = two records) of one facility, as feed envelopes.
 
     ~bad_ratio records break one rule each (rules taken in turn from BIRTH_RULES starting
@@ -593,9 +715,18 @@ def generate_births(n: int, *, facility: str | Facility, seed: int = 0, now: dat
     return _finish("GCS", drafts, fac, rng, now, bad_ratio, dup_ratio, resubmit_ratio, messy_ratio, rule_offset)
 
 
-def generate_deaths(n: int, *, facility: str | Facility, seed: int = 0, now: datetime | None = None,
-                    bad_ratio: float = 0.1, dup_ratio: float = 0.03, resubmit_ratio: float = 0.03,
-                    messy_ratio: float = 0.1, rule_offset: int | None = None) -> Batch:
+def generate_deaths(
+    n: int,
+    *,
+    facility: str | Facility,
+    seed: int = 0,
+    now: datetime | None = None,
+    bad_ratio: float = 0.1,
+    dup_ratio: float = 0.03,
+    resubmit_ratio: float = 0.03,
+    messy_ratio: float = 0.1,
+    rule_offset: int | None = None,
+) -> Batch:
     """`n` death notices of one facility; a handful issued in May 2025 (legacy admin codes)."""
     fac = _facility(facility)
     now = _now(now)
@@ -613,8 +744,20 @@ def generate_deaths(n: int, *, facility: str | Facility, seed: int = 0, now: dat
 
 # ---------------------------------------------------------------- bulk (benchmark)
 
-BULK_FACILITIES = ["01020", "01064", "79034", "79071", "96025", "31010", "48015", "92012",
-                   "46003", "38007", "40010", "75020"]
+BULK_FACILITIES = [
+    "01020",
+    "01064",
+    "79034",
+    "79071",
+    "96025",
+    "31010",
+    "48015",
+    "92012",
+    "46003",
+    "38007",
+    "40010",
+    "75020",
+]
 _BULK_WINDOWS = [(date(2025, 7, 1), date(2025, 12, 31)), (date(2026, 1, 1), date(2026, 10, 31))]
 _BULK_BAD = ["CCCD_SEX", "WEIGHT_RANGE", "SEX_CODE", "ETHNICITY_CODE", "DATE_INVALID", "REQUIRED"]
 
@@ -635,8 +778,9 @@ def _bulk_spoil(rec: dict, rule: str) -> None:
         rec["HOTEN_NND"] = ""
 
 
-def generate_bulk_births(n: int, seed: int = 0, *, facilities: list[str] | None = None,
-                         bad_ratio: float = 0.01, chunk: int = 8192) -> Iterator[dict]:
+def generate_bulk_births(
+    n: int, seed: int = 0, *, facilities: list[str] | None = None, bad_ratio: float = 0.01, chunk: int = 8192
+) -> Iterator[dict]:
     """Yield `n` plain GIAYCHUNGSINH dicts across several facilities, fast (pools + chunked draws).
 
     Valid except ~bad_ratio rows with one cheap defect. Certificate numbers are unique
@@ -663,25 +807,33 @@ def generate_bulk_births(n: int, seed: int = 0, *, facilities: list[str] | None 
         year = rng.randint(1984, 2006)
         dob = date(year, 1, 1) + timedelta(days=rng.randrange(365))
         insured = rng.random() < 0.85
-        mothers.append((
-            person_name(rng, False, mother=True), d8(dob),
-            rng.choices(ETHNICITIES, ETHNICITY_W)[0], "704" if rng.random() < 0.9 else "VN",
-            cccd(rng, _reg_province(rng, "01"), year, False),
-            d8(_rand_date(rng, max(_years_before(dob, -14), date(2016, 1, 1)), date(2025, 6, 30))),
-            insured,
-        ))
+        mothers.append(
+            (
+                person_name(rng, False, mother=True),
+                d8(dob),
+                rng.choices(ETHNICITIES, ETHNICITY_W)[0],
+                "704" if rng.random() < 0.9 else "VN",
+                cccd(rng, _reg_province(rng, "01"), year, False),
+                d8(_rand_date(rng, max(_years_before(dob, -14), date(2016, 1, 1)), date(2025, 6, 30))),
+                insured,
+            )
+        )
     fac_pools = []
     for fac in facs:
         addrs = [_residence(rng, fac.province, date(2025, 7, 1)) for _ in range(256)]
-        fac_pools.append(([(a["address"], a["province"], a["ward"]) for a in addrs],
-                          [_bhxh(rng, fac.province) for _ in range(P)]))
+        fac_pools.append(
+            ([(a["address"], a["province"], a["ward"]) for a in addrs], [_bhxh(rng, fac.province) for _ in range(P)])
+        )
     fathers = [person_name(rng, True) for _ in range(P)] + [""] * (P // 6)
     kids = [(person_name(rng, m == "1"), m) for m in rng.choices("12", k=P)]
     weights = [str(min(4300, max(1800, round(rng.gauss(3100, 400))))) for _ in range(P)]
     staff = [person_name(rng, rng.random() < 0.3) for _ in range(256)]
     births_w = rng.choices([("1", "0"), ("2", "1"), ("3", "2"), ("4", "3")], [45, 35, 15, 5], k=P)
-    flags = [("1", "0", "Sinh con phải phẫu thuật")] * 35 + [("0", "0", "")] * 63 + [
-        ("0", "1", "Sinh con dưới 32 tuần tuổi"), ("1", "1", "Sinh con phải phẫu thuật; Sinh con dưới 32 tuần tuổi")]
+    flags = (
+        [("1", "0", "Sinh con phải phẫu thuật")] * 35
+        + [("0", "0", "")] * 63
+        + [("0", "1", "Sinh con dưới 32 tuần tuổi"), ("1", "1", "Sinh con phải phẫu thuật; Sinh con dưới 32 tuần tuổi")]
+    )
     status = ["Khỏe mạnh"] * 93 + ["Yếu"] * 5 + ["Dị tật bẩm sinh"] * 2
     nf = len(facs)
     counters = [[0] * len(_BULK_WINDOWS) for _ in facs]
@@ -721,19 +873,44 @@ def generate_bulk_births(n: int, seed: int = 0, *, facilities: list[str] | None 
             lan, prev = bw_s[j]
             cs, pre, note = fl_s[j]
             rec = {
-                "MA_GCS": num5[num] + suffix[fi][wi], "MA_CSKCB": code, "SO": num_s[num],
-                "QUYEN_SO": books[num] + "20" + yy, "NGAY_CT": ct, "MA_BN": yy + num5[r4[j]],
-                "MA_BHXH_NND": bhxh, "MA_THE_NND": card,
-                "HOTEN_NND": name, "NGAYSINH_NND": dob, "MA_DANTOC_NND": eth, "MA_QUOCTICH_NND": nat,
-                "LOAI_GIAYTO_NND": "1", "SO_CCCD_NND": cid, "NGAYCAP_CCCD_NND": idd,
-                "NOICAP_CCCD_NND": ID_ISSUER, "NOI_CU_TRU_NND": addr, "MATINH_CU_TRU": prov,
-                "MAHUYEN_CU_TRU": "", "MAXA_CU_TRU": ward, "HO_TEN_CHA": fa_s[j], "MA_THE_TAM": "",
-                "TEN_CON": kid, "GIOI_TINH_CON": sex, "SO_CON": "1", "LAN_SINH": lan,
-                "SO_CON_SONG": lan, "CAN_NANG_CON": "2000" if pre == "1" else w_s[j],
-                "NGAY_SINH_CON": born, "NOI_SINH_CON": fname, "TINH_TRANG_CON": ts_s[j],
-                "SINHCON_PHAUTHUAT": cs, "SINHCON_DUOI32TUAN": pre, "GHI_CHU": note,
-                "NGUOI_DO_DE": nd_s[j], "NGUOI_GHI_PHIEU": ng_s[j],
-                "MA_TTDV": head_bhxh, "THU_TRUONG_DVI": head,
+                "MA_GCS": num5[num] + suffix[fi][wi],
+                "MA_CSKCB": code,
+                "SO": num_s[num],
+                "QUYEN_SO": books[num] + "20" + yy,
+                "NGAY_CT": ct,
+                "MA_BN": yy + num5[r4[j]],
+                "MA_BHXH_NND": bhxh,
+                "MA_THE_NND": card,
+                "HOTEN_NND": name,
+                "NGAYSINH_NND": dob,
+                "MA_DANTOC_NND": eth,
+                "MA_QUOCTICH_NND": nat,
+                "LOAI_GIAYTO_NND": "1",
+                "SO_CCCD_NND": cid,
+                "NGAYCAP_CCCD_NND": idd,
+                "NOICAP_CCCD_NND": ID_ISSUER,
+                "NOI_CU_TRU_NND": addr,
+                "MATINH_CU_TRU": prov,
+                "MAHUYEN_CU_TRU": "",
+                "MAXA_CU_TRU": ward,
+                "HO_TEN_CHA": fa_s[j],
+                "MA_THE_TAM": "",
+                "TEN_CON": kid,
+                "GIOI_TINH_CON": sex,
+                "SO_CON": "1",
+                "LAN_SINH": lan,
+                "SO_CON_SONG": lan,
+                "CAN_NANG_CON": "2000" if pre == "1" else w_s[j],
+                "NGAY_SINH_CON": born,
+                "NOI_SINH_CON": fname,
+                "TINH_TRANG_CON": ts_s[j],
+                "SINHCON_PHAUTHUAT": cs,
+                "SINHCON_DUOI32TUAN": pre,
+                "GHI_CHU": note,
+                "NGUOI_DO_DE": nd_s[j],
+                "NGUOI_GHI_PHIEU": ng_s[j],
+                "MA_TTDV": head_bhxh,
+                "THU_TRUONG_DVI": head,
             }
             if bad_ratio and rand() < bad_ratio:
                 _bulk_spoil(rec, _BULK_BAD[(i + j) % len(_BULK_BAD)])

@@ -47,12 +47,13 @@ def parse_ts(text: str) -> datetime:
     """ISO-8601; a naive value is taken as Vietnam time. Tolerates an unencoded '+' (space)."""
     text = text.strip()
     if re.search(r" \d{2}:?\d{2}$", text) and ("T" in text or text.count(" ") > 1):
-        text = text[: text.rfind(" ")] + "+" + text[text.rfind(" ") + 1:]
+        text = text[: text.rfind(" ")] + "+" + text[text.rfind(" ") + 1 :]
     dt = datetime.fromisoformat(text)
     return dt if dt.tzinfo else dt.replace(tzinfo=VN_TZ)
 
 
 # ---------------------------------------------------------------- state
+
 
 @dataclass
 class Fault:
@@ -81,7 +82,7 @@ class Hospital:
     def since(self, kind: str, since: datetime | None) -> list[dict]:
         if since is None:
             return self.feeds[kind]
-        return self.feeds[kind][bisect.bisect_left(self.stamps[kind], since):]
+        return self.feeds[kind][bisect.bisect_left(self.stamps[kind], since) :]
 
     def upsert(self, kind: str, env: dict) -> str:
         """Replace the version with the same (id, updated_at), else add a new version."""
@@ -107,9 +108,17 @@ class Hospital:
 class HisState:
     """All hospitals of the HIS stand-in, built deterministically from the dataset options."""
 
-    def __init__(self, *, seed: int = 7, births: int = 200, deaths: int = 60,
-                 facilities: list[str] | tuple[str, ...] = DEFAULT_FACILITIES,
-                 now: datetime | str | None = None, bad_ratio: float = 0.1, **_ignored):
+    def __init__(
+        self,
+        *,
+        seed: int = 7,
+        births: int = 200,
+        deaths: int = 60,
+        facilities: list[str] | tuple[str, ...] = DEFAULT_FACILITIES,
+        now: datetime | str | None = None,
+        bad_ratio: float = 0.1,
+        **_ignored,
+    ):
         if isinstance(now, str):
             now = parse_ts(now)
         if isinstance(facilities, str):
@@ -120,8 +129,7 @@ class HisState:
             fac = refdata.facility(str(code))
             h = Hospital(fac)
             for kind, n, gen in (("GCS", births, generate_births), ("GBT", deaths, generate_deaths)):
-                batch = gen(n, facility=fac, seed=seed, now=now, bad_ratio=bad_ratio,
-                            rule_offset=offsets[kind])
+                batch = gen(n, facility=fac, seed=seed, now=now, bad_ratio=bad_ratio, rule_offset=offsets[kind])
                 offsets[kind] += len(batch.expected)  # rules continue across hospitals
                 h.feeds[kind] = list(batch)
                 h.sort(kind)
@@ -169,6 +177,7 @@ _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="his"'}
 
 # ---------------------------------------------------------------- feed
 
+
 @router.get("/his/{facility}/api/v1/certificates")
 async def certificates(facility: str, request: Request):
     h = _hospital(request, facility)
@@ -203,13 +212,20 @@ async def _certificates(h: Hospital, request: Request) -> JSONResponse:
     items = h.since(kind, since)
     total = len(items)
     start = (page - 1) * page_size
-    return JSONResponse({
-        "kind": kind, "page": page, "page_size": page_size, "total": total,
-        "has_more": start + page_size < total, "items": items[start:start + page_size],
-    })
+    return JSONResponse(
+        {
+            "kind": kind,
+            "page": page,
+            "page_size": page_size,
+            "total": total,
+            "has_more": start + page_size < total,
+            "items": items[start : start + page_size],
+        }
+    )
 
 
 # ---------------------------------------------------------------- acknowledgements
+
 
 class AckError(BaseModel):
     field: str | None = None
@@ -267,6 +283,7 @@ async def _acknowledgements(h: Hospital, request: Request) -> JSONResponse:
 
 # ---------------------------------------------------------------- control
 
+
 def _hospital_or_404(request: Request, facility: str):
     h = _hospital(request, facility)
     return (h, None) if h else (None, _unknown(facility))
@@ -291,8 +308,14 @@ async def control_manifest(facility: str, request: Request):
     h, err = _hospital_or_404(request, facility)
     if err:
         return err
-    return {k: {**h.manifests.get(k, {}), "feed_entries": len(h.feeds[k]),
-                "distinct_ids": len({e["id"] for e in h.feeds[k]})} for k in KINDS}
+    return {
+        k: {
+            **h.manifests.get(k, {}),
+            "feed_entries": len(h.feeds[k]),
+            "distinct_ids": len({e["id"] for e in h.feeds[k]}),
+        }
+        for k in KINDS
+    }
 
 
 class FaultBody(BaseModel):
@@ -344,8 +367,12 @@ async def control_records(facility: str, request: Request):
         envs = [envs]
     results = []
     for i, env in enumerate(envs if isinstance(envs, list) else [None]):
-        if not (isinstance(env, dict) and isinstance(env.get("id"), str)
-                and isinstance(env.get("record"), dict) and isinstance(env.get("updated_at"), str)):
+        if not (
+            isinstance(env, dict)
+            and isinstance(env.get("id"), str)
+            and isinstance(env.get("record"), dict)
+            and isinstance(env.get("updated_at"), str)
+        ):
             return error(422, "invalid_body", f"item {i}: need id, updated_at, record")
         kind = env.get("kind") or next((k for k in KINDS if f"-{k}-" in env["id"]), None)
         if kind not in KINDS:
@@ -367,5 +394,8 @@ async def control_requests(facility: str, request: Request):
     h, err = _hospital_or_404(request, facility)
     if err:
         return err
-    return {"feed": h.requests["feed"], "acks": h.requests["acks"],
-            "by_status": {k: v for k, v in sorted(h.requests.items()) if ":" in k}}
+    return {
+        "feed": h.requests["feed"],
+        "acks": h.requests["acks"],
+        "by_status": {k: v for k, v in sorted(h.requests.items()) if ":" in k},
+    }

@@ -133,10 +133,7 @@ def load_era(name: str) -> Era:
     if wards is None:
         source = "builtin"
         raw = _BUILTIN_LEGACY if legacy else _BUILTIN_NEW
-        wards = [
-            Ward(r[0], r[1], r[4], r[5], r[2], r[3]) if legacy else Ward(r[0], r[1], r[2], r[3])
-            for r in raw
-        ]
+        wards = [Ward(r[0], r[1], r[4], r[5], r[2], r[3]) if legacy else Ward(r[0], r[1], r[2], r[3]) for r in raw]
     era = Era(name=name, source=source)
     for w in wards:
         era.by_province.setdefault(w.province_code, []).append(w)
@@ -167,16 +164,28 @@ class Facility:
 
 PILOT_FACILITIES = {
     "01020": Facility(
-        "01020", "Bệnh viện Đa khoa thí điểm Hà Nội", "01",
-        "Số 1 Tràng Thi, Phường Hoàn Kiếm, Thành phố Hà Nội", "Nguyễn Văn Hùng", "0101234567",
+        "01020",
+        "Bệnh viện Đa khoa thí điểm Hà Nội",
+        "01",
+        "Số 1 Tràng Thi, Phường Hoàn Kiếm, Thành phố Hà Nội",
+        "Nguyễn Văn Hùng",
+        "0101234567",
     ),
     "79034": Facility(
-        "79034", "Bệnh viện Đa khoa thí điểm TP Hồ Chí Minh", "79",
-        "Số 125 Lê Lợi, Phường Bến Thành, Thành phố Hồ Chí Minh", "Trần Thị Mai", "7901234567",
+        "79034",
+        "Bệnh viện Đa khoa thí điểm TP Hồ Chí Minh",
+        "79",
+        "Số 125 Lê Lợi, Phường Bến Thành, Thành phố Hồ Chí Minh",
+        "Trần Thị Mai",
+        "7901234567",
     ),
     "96025": Facility(
-        "96025", "Bệnh viện Đa khoa thí điểm Cà Mau", "96",
-        "Số 16 Hải Thượng Lãn Ông, Phường An Xuyên, Tỉnh Cà Mau", "Lê Minh Tâm", "9601234567",
+        "96025",
+        "Bệnh viện Đa khoa thí điểm Cà Mau",
+        "96",
+        "Số 16 Hải Thượng Lãn Ông, Phường An Xuyên, Tỉnh Cà Mau",
+        "Lê Minh Tâm",
+        "9601234567",
     ),
 }
 
@@ -188,6 +197,10 @@ def facility(code: str) -> Facility:
         return PILOT_FACILITIES[code]
     prov = code[:2]
     return Facility(
-        code, f"Bệnh viện Đa khoa sandbox {code}", prov, f"Tỉnh/thành phố mã {prov}",
-        "Phạm Văn Sơn", f"{prov}{int(code[2:] or 0, 36) % 10**8:08d}"[:10],
+        code,
+        f"Bệnh viện Đa khoa sandbox {code}",
+        prov,
+        f"Tỉnh/thành phố mã {prov}",
+        "Phạm Văn Sơn",
+        f"{prov}{int(code[2:] or 0, 36) % 10**8:08d}"[:10],
     )

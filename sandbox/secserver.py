@@ -38,24 +38,47 @@ GUIDE_DIRECTORY = [
     {"MACOQUAN": "000.00.00.G04", "TENCOQUAN": "Bộ Giao thông vận tải", "DSTCODE": "VN:GOV:000.00.00.G04:g04ss01"},
     {"MACOQUAN": "000.00.00.G03", "TENCOQUAN": "Bộ Giáo dục và Đào tạo", "DSTCODE": "VN:GOV:000.00.00.G03:g03ss01"},
     {"MACOQUAN": "000.00.00.G06", "TENCOQUAN": "Bộ Khoa học và Công nghệ", "DSTCODE": "VN:GOV:000.00.00.G06:g06ss01"},
-    {"MACOQUAN": "000.00.00.G07", "TENCOQUAN": "Bộ Lao động - Thương binh và Xã hội",
-     "DSTCODE": "VN:GOV:000.00.00.G07:g07svc01"},
+    {
+        "MACOQUAN": "000.00.00.G07",
+        "TENCOQUAN": "Bộ Lao động - Thương binh và Xã hội",
+        "DSTCODE": "VN:GOV:000.00.00.G07:g07svc01",
+    },
     {"MACOQUAN": "000.00.00.G08", "TENCOQUAN": "Bộ Ngoại giao", "DSTCODE": "VN:GOV:000.00.00.G08:g08ss01"},
-    {"MACOQUAN": "000.00.00.H22", "TENCOQUAN": "UBND tỉnh Hà Giang",
-     "DSTCODE": "VN:GOV:000.00.00.H22:hagiangvdxpsvc01"},
-    {"MACOQUAN": "000.00.00.G22", "TENCOQUAN": "Văn phòng Chính phủ",
-     "DSTCODE": "VN:GOV:000.00.00.G22:vpccpdvcqgsub01"},
+    {
+        "MACOQUAN": "000.00.00.H22",
+        "TENCOQUAN": "UBND tỉnh Hà Giang",
+        "DSTCODE": "VN:GOV:000.00.00.H22:hagiangvdxpsvc01",
+    },
+    {
+        "MACOQUAN": "000.00.00.G22",
+        "TENCOQUAN": "Văn phòng Chính phủ",
+        "DSTCODE": "VN:GOV:000.00.00.G22:vpccpdvcqgsub01",
+    },
 ]
 
 _FILE = "1662977948612_QĐXP Lê Thành Bắc_signed_signed_sign.pdf"
 GUIDE_PAPERS_ANSWER = {  # the guide's sample answer (V.2)
-    "errorCode": "0", "message": "Successfully", "signature": "Signature",
-    "result": {"DanhSachGiayToKetQua": [
-        {"MaKetQua": "000.00.00.G01-KQ0266", "TenGiayTo": "Giấy khai sinh", "SoKyHieu": "123456",
-         "CoQuanChuQuan": "G22.99", "DanhSachTepDinhKem": [{"TenFile": _FILE, "DuongDan": "https://abc.gov.vn/123.pdf"}]},
-        {"MaKetQua": "000.00.00.G01-KQ0266", "TenGiayTo": "Giấy chứng minh nhân dân", "SoKyHieu": "A098888",
-         "CoQuanChuQuan": "G22.99", "DanhSachTepDinhKem": [{"TenFile": _FILE, "DuongDan": "https://abc.gov.vn/124.pdf"}]},
-    ]},
+    "errorCode": "0",
+    "message": "Successfully",
+    "signature": "Signature",
+    "result": {
+        "DanhSachGiayToKetQua": [
+            {
+                "MaKetQua": "000.00.00.G01-KQ0266",
+                "TenGiayTo": "Giấy khai sinh",
+                "SoKyHieu": "123456",
+                "CoQuanChuQuan": "G22.99",
+                "DanhSachTepDinhKem": [{"TenFile": _FILE, "DuongDan": "https://abc.gov.vn/123.pdf"}],
+            },
+            {
+                "MaKetQua": "000.00.00.G01-KQ0266",
+                "TenGiayTo": "Giấy chứng minh nhân dân",
+                "SoKyHieu": "A098888",
+                "CoQuanChuQuan": "G22.99",
+                "DanhSachTepDinhKem": [{"TenFile": _FILE, "DuongDan": "https://abc.gov.vn/124.pdf"}],
+            },
+        ]
+    },
 }
 
 Target = Literal["directory", "papers", "download"]
@@ -108,7 +131,7 @@ def _bad_answer(st: SecServerState, fault: FaultBody) -> Response:
     if fault.answer == "empty":
         return JSONResponse({"result": []})
     if fault.answer == "truncated":
-        return JSONResponse({"result": st.directory[:int(len(st.directory) * fault.keep)]})
+        return JSONResponse({"result": st.directory[: int(len(st.directory) * fault.keep)]})
     if fault.answer == "missing_keys":
         entries = copy.deepcopy(st.directory)
         entries[len(entries) // 2].pop("DSTCODE", None)
@@ -118,7 +141,7 @@ def _bad_answer(st: SecServerState, fault: FaultBody) -> Response:
     if fault.answer == "broken_json":  # like the guide's sample: the list is closed by "}" instead of "]}"
         text = json.dumps({"result": st.directory}, ensure_ascii=False, indent=2)
         cut = text.rfind("]")
-        return Response(text[:cut] + text[cut + 1:], media_type="application/json")
+        return Response(text[:cut] + text[cut + 1 :], media_type="application/json")
     if fault.answer == "no_result":
         return JSONResponse({"errorCode": "99", "message": "Phiên làm việc không hợp lệ"})
     return Response(fault.body or "", media_type="application/json")
@@ -155,6 +178,7 @@ async def _json(request: Request) -> Any:
 
 # ---------------------------------------------------------------- V.1 directory
 
+
 @router.post(f"{BASE}/XrdAdapter/RestService/forward/mapi/call")
 async def mapi_call(request: Request):
     st = _arrived(request, "directory")
@@ -163,9 +187,11 @@ async def mapi_call(request: Request):
 
 async def _mapi_call(st: SecServerState, request: Request) -> Response:
     body = await _json(request)
-    st.last["directory"] = {"authorization_header": "authorization" in request.headers,
-                            "content_type": request.headers.get("content-type"),
-                            "keys": sorted(body) if isinstance(body, dict) else None}
+    st.last["directory"] = {
+        "authorization_header": "authorization" in request.headers,
+        "content_type": request.headers.get("content-type"),
+        "keys": sorted(body) if isinstance(body, dict) else None,
+    }
     fault = await _fault(st, "directory")
     if fault is not None:
         return fault
@@ -180,6 +206,7 @@ async def _mapi_call(st: SecServerState, request: Request) -> Response:
 
 # ---------------------------------------------------------------- V.2 papers
 
+
 @router.post(f"{BASE}/XrdAdapter/RestService/forward/bndp/public/v1/user/papers")
 async def papers(request: Request):
     st = _arrived(request, "papers")
@@ -188,8 +215,12 @@ async def papers(request: Request):
 
 async def _papers(st: SecServerState, request: Request) -> Response:
     body = await _json(request)
-    st.last["papers"] = {"query": dict(request.query_params), "query_string": request.url.query, "body": body,
-                         "authorized": request.headers.get("authorization") == SESSION}
+    st.last["papers"] = {
+        "query": dict(request.query_params),
+        "query_string": request.url.query,
+        "body": body,
+        "authorized": request.headers.get("authorization") == SESSION,
+    }
     fault = await _fault(st, "papers")
     if fault is not None:
         return fault
@@ -205,6 +236,7 @@ async def _papers(st: SecServerState, request: Request) -> Response:
 
 
 # ---------------------------------------------------------------- V.3 downloads
+
 
 @router.get(f"{BASE}/VXPAdapter/RestService/forward/{{path:path}}")
 async def download(path: str, request: Request):
@@ -224,6 +256,7 @@ async def _download(st: SecServerState, path: str, request: Request) -> Response
 
 
 # ---------------------------------------------------------------- control
+
 
 @router.post(f"{CONTROL}/reset", tags=["control"])
 async def control_reset(request: Request):

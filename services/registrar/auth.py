@@ -22,9 +22,9 @@ class TokenError(Exception):
 
 @dataclass(frozen=True)
 class Registrar:
-    sub: str                    # registrar account (the officer)
-    office: str                 # registering office
-    province: str               # province code of the office's scope
+    sub: str  # registrar account (the officer)
+    office: str  # registering office
+    province: str  # province code of the office's scope
     commune: str | None = None  # set for a commune-level office: scope is that commune only
 
 
@@ -35,8 +35,16 @@ def secret_from_env() -> str:
     return secret
 
 
-def issue_token(sub: str, office: str, province: str, commune: str | None = None, *, secret: str | None = None,
-                ttl: dt.timedelta = dt.timedelta(hours=8), now: dt.datetime | None = None) -> str:
+def issue_token(
+    sub: str,
+    office: str,
+    province: str,
+    commune: str | None = None,
+    *,
+    secret: str | None = None,
+    ttl: dt.timedelta = dt.timedelta(hours=8),
+    now: dt.datetime | None = None,
+) -> str:
     """A bearer token for one registrar; `secret` defaults to the environment's signing key."""
     if not (sub and office and _PROVINCE.match(province) and (commune is None or _COMMUNE.match(commune))):
         raise ValueError("sub and office are required, province is 2 digits, commune 5 digits")
@@ -49,12 +57,18 @@ def issue_token(sub: str, office: str, province: str, commune: str | None = None
 
 def verify_token(token: str, secret: str) -> Registrar:
     try:
-        c = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=AUDIENCE,
-                       options={"require": ["sub", "exp", "iat", "aud"]})
+        c = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, options={"require": ["sub", "exp", "iat", "aud"]}
+        )
     except jwt.PyJWTError as e:
         raise TokenError(type(e).__name__) from None
     province, commune, office = c.get("province"), c.get("commune"), c.get("office")
-    if not (isinstance(province, str) and _PROVINCE.match(province) and isinstance(office, str) and office
-            and (commune is None or (isinstance(commune, str) and _COMMUNE.match(commune)))):
+    if not (
+        isinstance(province, str)
+        and _PROVINCE.match(province)
+        and isinstance(office, str)
+        and office
+        and (commune is None or (isinstance(commune, str) and _COMMUNE.match(commune)))
+    ):
         raise TokenError("claims")
     return Registrar(sub=c["sub"], office=office, province=province, commune=commune)

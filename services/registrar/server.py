@@ -10,11 +10,15 @@ from contextlib import contextmanager
 import uvicorn
 
 
-def make_server(app, host: str, port: int, *, log_level: str = "info", log_config=uvicorn.config.LOGGING_CONFIG
-                ) -> uvicorn.Server:
+def make_server(
+    app, host: str, port: int, *, log_level: str = "info", log_config=uvicorn.config.LOGGING_CONFIG
+) -> uvicorn.Server:
     # access logs show method and path only: personal IDs travel in request bodies, never in URLs
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off",
-                                         log_config=log_config, server_header=False))
+    return uvicorn.Server(
+        uvicorn.Config(
+            app, host=host, port=port, log_level=log_level, lifespan="off", log_config=log_config, server_header=False
+        )
+    )
 
 
 @contextmanager

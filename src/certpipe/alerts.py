@@ -25,12 +25,35 @@ import os
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"refusal_rate": 0.2, "min_received": 1, "webhook_conn_id": None, "webhook_endpoint": "",
-            "email": [], "smtp_conn_id": "smtp_default", "email_from": None}
+DEFAULTS = {
+    "refusal_rate": 0.2,
+    "min_received": 1,
+    "webhook_conn_id": None,
+    "webhook_endpoint": "",
+    "email": [],
+    "smtp_conn_id": "smtp_default",
+    "email_from": None,
+}
 COUNTS = ("received", "stored", "updated", "unchanged", "refused")
 # The only keys an alert can ever carry (values are checked: scalars, or rule code -> count).
-ALLOWED = {"event", "severity", "dag_id", "task_id", "run_id", "map_index", "try_number", "batch_id", "source",
-           "source_ref", "kind", *COUNTS, "refusal_rate", "threshold", "refusals_by_rule", "error_type"}
+ALLOWED = {
+    "event",
+    "severity",
+    "dag_id",
+    "task_id",
+    "run_id",
+    "map_index",
+    "try_number",
+    "batch_id",
+    "source",
+    "source_ref",
+    "kind",
+    *COUNTS,
+    "refusal_rate",
+    "threshold",
+    "refusals_by_rule",
+    "error_type",
+}
 
 
 def settings(value: str | dict | None = None) -> dict:
@@ -98,8 +121,12 @@ def notify(payload: dict, cfg: dict | None = None) -> dict:
             from airflow.providers.http.hooks.http import HttpHook
 
             hook = HttpHook(method="POST", http_conn_id=cfg["webhook_conn_id"])
-            hook.run(cfg.get("webhook_endpoint") or "", json=payload, headers={"Content-Type": "application/json"},
-                     extra_options={"timeout": 10})
+            hook.run(
+                cfg.get("webhook_endpoint") or "",
+                json=payload,
+                headers={"Content-Type": "application/json"},
+                extra_options={"timeout": 10},
+            )
             sent["webhook"] = True
         except Exception as e:  # best effort; never the body, the URL's secrets or the payload
             log.warning("alert webhook %s failed: %s", cfg["webhook_conn_id"], type(e).__name__)
@@ -108,8 +135,12 @@ def notify(payload: dict, cfg: dict | None = None) -> dict:
             from airflow.providers.smtp.hooks.smtp import SmtpHook
 
             with SmtpHook(smtp_conn_id=cfg.get("smtp_conn_id") or "smtp_default") as hook:
-                hook.send_email_smtp(to=cfg["email"], subject=_subject(payload), html_content=_html(payload),
-                                     from_email=cfg.get("email_from"))
+                hook.send_email_smtp(
+                    to=cfg["email"],
+                    subject=_subject(payload),
+                    html_content=_html(payload),
+                    from_email=cfg.get("email_from"),
+                )
             sent["email"] = True
         except Exception as e:
             log.warning("alert e-mail failed: %s", type(e).__name__)
@@ -127,16 +158,21 @@ def _subject(p: dict) -> str:
 def _html(p: dict) -> str:
     from html import escape
 
-    rows = "".join(f"<tr><th align=left>{escape(k)}</th><td>{escape(json.dumps(v))}</td></tr>"
-                   for k, v in sorted(p.items()))
+    rows = "".join(
+        f"<tr><th align=left>{escape(k)}</th><td>{escape(json.dumps(v))}</td></tr>" for k, v in sorted(p.items())
+    )
     return f"<table>{rows}</table>"
 
 
 def on_task_failure(context) -> None:
     """`on_failure_callback` for every DAG (default_args): task ids and the exception class only."""
     exc = context.get("exception")
-    payload = {"event": "task_failed", "severity": "error", **_context_ids(context),
-               "error_type": type(exc).__name__ if isinstance(exc, BaseException) else None}
+    payload = {
+        "event": "task_failed",
+        "severity": "error",
+        **_context_ids(context),
+        "error_type": type(exc).__name__ if isinstance(exc, BaseException) else None,
+    }
     try:
         notify(payload)
     except Exception as e:  # a failure callback must never raise
@@ -154,13 +190,27 @@ def check_refusal_rate(summary: dict, *, source: str | None = None, context=None
         rate = refused / received
         if rate <= cfg["refusal_rate"]:
             return False
-        payload = {"event": "refusal_rate", "severity": "warning", **_context_ids(context),
-                   "batch_id": summary.get("batch_id"), "source": source or summary.get("source"),
-                   "source_ref": summary.get("source_ref") or summary.get("facility"), "kind": summary.get("kind"),
-                   **{k: summary.get(k) for k in COUNTS}, "refusal_rate": round(rate, 4),
-                   "threshold": cfg["refusal_rate"], "refusals_by_rule": summary.get("refusals_by_rule") or {}}
-        log.warning("batch %s: %d of %d record(s) refused (%.0f%% > %.0f%%): alerting", summary.get("batch_id"),
-                    refused, received, rate * 100, cfg["refusal_rate"] * 100)
+        payload = {
+            "event": "refusal_rate",
+            "severity": "warning",
+            **_context_ids(context),
+            "batch_id": summary.get("batch_id"),
+            "source": source or summary.get("source"),
+            "source_ref": summary.get("source_ref") or summary.get("facility"),
+            "kind": summary.get("kind"),
+            **{k: summary.get(k) for k in COUNTS},
+            "refusal_rate": round(rate, 4),
+            "threshold": cfg["refusal_rate"],
+            "refusals_by_rule": summary.get("refusals_by_rule") or {},
+        }
+        log.warning(
+            "batch %s: %d of %d record(s) refused (%.0f%% > %.0f%%): alerting",
+            summary.get("batch_id"),
+            refused,
+            received,
+            rate * 100,
+            cfg["refusal_rate"] * 100,
+        )
         notify(payload, cfg)
         return True
     except Exception as e:  # alerting never fails an ingest

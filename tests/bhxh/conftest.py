@@ -22,10 +22,16 @@ def bhxh(sandbox_url, monkeypatch):
     from certpipe.sources.bhxh import hook
 
     httpx.post(f"{sandbox_url}/_control/reset", json={"seed": 7, "births": 120, "deaths": 40}).raise_for_status()
-    monkeypatch.setenv("AIRFLOW_CONN_BHXH_DEFAULT", json.dumps({
-        "conn_type": "http", "host": f"{sandbox_url}/bhxh", "login": "bhxh-sandbox", "password": "sandbox-bhxh"}))
-    monkeypatch.setenv("AIRFLOW_CONN_BHXH_BADAUTH", json.dumps({
-        "conn_type": "http", "host": f"{sandbox_url}/bhxh", "login": "bhxh-sandbox", "password": "wrong"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BHXH_DEFAULT",
+        json.dumps(
+            {"conn_type": "http", "host": f"{sandbox_url}/bhxh", "login": "bhxh-sandbox", "password": "sandbox-bhxh"}
+        ),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BHXH_BADAUTH",
+        json.dumps({"conn_type": "http", "host": f"{sandbox_url}/bhxh", "login": "bhxh-sandbox", "password": "wrong"}),
+    )
     monkeypatch.setenv("AIRFLOW_VAR_BHXH_CLIENT", json.dumps(CLIENT))
     monkeypatch.setenv("AIRFLOW_VAR_BHXH_PROVINCES", json.dumps(["01", "96"]))
     hook._tokens.clear()
@@ -48,8 +54,9 @@ def served(url) -> dict:
 
 
 def load(url, kind, items, replace=True):
-    httpx.post(f"{url}/_control/bhxh/records", json={"kind": kind, "items": items, "replace": replace}
-               ).raise_for_status()
+    httpx.post(
+        f"{url}/_control/bhxh/records", json={"kind": kind, "items": items, "replace": replace}
+    ).raise_for_status()
 
 
 def window_data(seed=11, births=24, deaths=12, facilities=("01020", "96025")) -> dict:
@@ -68,8 +75,9 @@ def window_data(seed=11, births=24, deaths=12, facilities=("01020", "96025")) ->
                 w = j % len(WINDOWS)
                 start = WINDOWS[w][0]
                 stamp = start + dt.timedelta(minutes=12 + 35 * j / max(1, len(latest)))  # outside the 10 min overlap
-                out[kind]["items"].append({"id": f"B-{env['id']}", "updated_at": stamp.isoformat(),
-                                           "record": env["record"]})
+                out[kind]["items"].append(
+                    {"id": f"B-{env['id']}", "updated_at": stamp.isoformat(), "record": env["record"]}
+                )
                 out[kind]["window"][f"B-{env['id']}"] = w
     return out
 
@@ -106,10 +114,26 @@ def texts_of_run(run, capfd, caplog) -> dict:
     return texts
 
 
-PII_FIELDS = ("HOTEN_NND", "TEN_CON", "HO_TEN_CHA", "HO_TEN", "NGUOI_THANTHICH", "SO_CCCD_NND", "SO_GIAYTO",
-              "NGAYSINH_NND", "NGAY_SINH", "MA_BHXH_NND", "MA_BHXH")
+PII_FIELDS = (
+    "HOTEN_NND",
+    "TEN_CON",
+    "HO_TEN_CHA",
+    "HO_TEN",
+    "NGUOI_THANTHICH",
+    "SO_CCCD_NND",
+    "SO_GIAYTO",
+    "NGAYSINH_NND",
+    "NGAY_SINH",
+    "MA_BHXH_NND",
+    "MA_BHXH",
+)
 
 
 def personal_values(data) -> set[str]:
-    return {str(e["record"][f]).strip() for d in data.values() for e in d["items"] for f in PII_FIELDS
-            if len(str(e["record"].get(f) or "").strip()) >= 6}
+    return {
+        str(e["record"][f]).strip()
+        for d in data.values()
+        for e in d["items"]
+        for f in PII_FIELDS
+        if len(str(e["record"].get(f) or "").strip()) >= 6
+    }

@@ -81,12 +81,15 @@ def test_wrong_credentials_fail_clearly_without_retrying_or_leaking(bhxh, data, 
     assert "wrong" not in caplog.text
 
 
-@pytest.mark.parametrize("body,label", [
-    ({"status": 503, "count": 2}, "pull:503"),
-    ({"status": 429, "retry_after": 0, "count": 2}, "pull:429"),
-    ({"malformed": True, "count": 2}, "pull:200"),
-    ({"delay_seconds": 2.5, "count": 1}, None),  # longer than the client's 2 s timeout
-])
+@pytest.mark.parametrize(
+    "body,label",
+    [
+        ({"status": 503, "count": 2}, "pull:503"),
+        ({"status": 429, "retry_after": 0, "count": 2}, "pull:429"),
+        ({"malformed": True, "count": 2}, "pull:200"),
+        ({"delay_seconds": 2.5, "count": 1}, None),  # longer than the client's 2 s timeout
+    ],
+)
 def test_transient_failures_are_retried_and_nothing_is_lost_or_doubled(bhxh, data, body, label):
     clean = [e["id"] for e in pull(hook())]
     fault(bhxh, target="pull", **body)

@@ -8,8 +8,10 @@ def valid_item(data, kind):
 
 
 def lookup_batches(wh):
-    return wh.execute("SELECT kind, received, stored, refused, meta FROM wh.ingest_batch "
-                      "WHERE source = 'bhxh' AND source_ref = 'lookup' ORDER BY batch_id").fetchall()
+    return wh.execute(
+        "SELECT kind, received, stored, refused, meta FROM wh.ingest_batch "
+        "WHERE source = 'bhxh' AND source_ref = 'lookup' ORDER BY batch_id"
+    ).fetchall()
 
 
 def test_birth_certificates_by_mother_id_are_fetched_and_stored_without_leaking_the_id(bhxh_env, wh, capfd, caplog):
@@ -23,9 +25,11 @@ def test_birth_certificates_by_mother_id_are_fetched_and_stored_without_leaking_
     ((kind, received, stored, refused, meta),) = lookup_batches(wh)
     assert (kind, received, stored + refused) == ("GCS", len(found), len(found))
     assert meta["criteria"] == {"SO_CCCD_NND": "*" * 9 + mother[-3:]} and meta["found"] == len(found)
-    row = wh.execute("SELECT c.person_id, array_agg(s.source || '/' || s.source_ref) FROM wh.certificate c "
-                     "JOIN wh.certificate_source s USING (cert_id) WHERE c.cert_key = %s GROUP BY 1",
-                     (rec["MA_GCS"],)).fetchone()
+    row = wh.execute(
+        "SELECT c.person_id, array_agg(s.source || '/' || s.source_ref) FROM wh.certificate c "
+        "JOIN wh.certificate_source s USING (cert_id) WHERE c.cert_key = %s GROUP BY 1",
+        (rec["MA_GCS"],),
+    ).fetchone()
     assert row == (mother, ["bhxh/lookup"])
     texts = texts_of_run(run, capfd, caplog)
     assert rec["MA_GCS"] in texts["xcom"]  # the registrar gets the certificate number
@@ -45,8 +49,12 @@ def test_death_notice_by_number_date_and_facility(bhxh_env, wh):
     load_windows(bhxh_env, data)
     rec = valid_item(data, "GBT")["record"]
     d = rec["NGAY_CAPGIAYBT"]
-    conf = {"request_type": "GBT_BOOK", "number": rec["SO_BAOTU"], "issued_on": f"{d[6:]}/{d[4:6]}/{d[:4]}",
-            "facility": rec["MACSKCB"]}
+    conf = {
+        "request_type": "GBT_BOOK",
+        "number": rec["SO_BAOTU"],
+        "issued_on": f"{d[6:]}/{d[4:6]}/{d[:4]}",
+        "facility": rec["MACSKCB"],
+    }
     assert run_dag("bhxh_lookup", conf=conf).state == "success"
     assert lookup_batches(wh)[-1][:3] == ("GBT", 1, 1)
     assert wh.execute("SELECT cert_key FROM wh.certificate").fetchall() == [(rec["MA_GBT"],)]
@@ -95,5 +103,6 @@ def test_every_malformed_form_has_a_vietnamese_message():
         with pytest.raises(InvalidRequest) as e:
             parse_request(params)
         assert str(e.value) == MESSAGES[key]
-    assert parse_request({"request_type": "gcs_book", "number": "007", "issued_on": "2026-01-05",
-                          "facility": "01020"}) == ("GCS", {"SO": "7", "NGAY_CT": "20260105", "MA_CSKCB": "01020"})
+    assert parse_request(
+        {"request_type": "gcs_book", "number": "007", "issued_on": "2026-01-05", "facility": "01020"}
+    ) == ("GCS", {"SO": "7", "NGAY_CT": "20260105", "MA_CSKCB": "01020"})

@@ -21,18 +21,23 @@ PROVINCES = ("01", "96")
 
 
 def snapshot(wh):
-    return wh.execute("SELECT count(*), max(updated_at), sum(version) FROM wh.certificate").fetchone(), \
-        wh.execute("SELECT count(*) FROM wh.certificate_version").fetchone()[0]
+    return wh.execute("SELECT count(*), max(updated_at), sum(version) FROM wh.certificate").fetchone(), wh.execute(
+        "SELECT count(*) FROM wh.certificate_version"
+    ).fetchone()[0]
 
 
 def marks(wh):
-    return {(r, k): m for r, k, m in wh.execute(
-        "SELECT source_ref, kind, watermark FROM wh.source_watermark WHERE source = 'bhxh'")}
+    return {
+        (r, k): m
+        for r, k, m in wh.execute("SELECT source_ref, kind, watermark FROM wh.source_watermark WHERE source = 'bhxh'")
+    }
 
 
 def batches(wh):
-    return wh.execute("SELECT batch_id, source_ref, kind, status, received, stored, updated, unchanged, refused, "
-                      "meta->>'window_end' FROM wh.ingest_batch WHERE source = 'bhxh' ORDER BY batch_id").fetchall()
+    return wh.execute(
+        "SELECT batch_id, source_ref, kind, status, received, stored, updated, unchanged, refused, "
+        "meta->>'window_end' FROM wh.ingest_batch WHERE source = 'bhxh' ORDER BY batch_id"
+    ).fetchall()
 
 
 def test_catch_up_pulls_every_window_once_and_a_rerun_changes_nothing(bhxh_env, wh):
@@ -48,8 +53,10 @@ def test_catch_up_pulls_every_window_once_and_a_rerun_changes_nothing(bhxh_env, 
     expected_refused = {i for d in data.values() for i in d["expected"] if i in d["window"]}
     assert expected_refused
     # every record landed once, in the batch of its own window, and has exactly one outcome
-    landed = wh.execute("SELECT l.source_record_id, b.meta->>'window_end' FROM wh.landing_record l "
-                        "JOIN wh.ingest_batch b USING (batch_id) WHERE b.source = 'bhxh'").fetchall()
+    landed = wh.execute(
+        "SELECT l.source_record_id, b.meta->>'window_end' FROM wh.landing_record l "
+        "JOIN wh.ingest_batch b USING (batch_id) WHERE b.source = 'bhxh'"
+    ).fetchall()
     window_of = {i: w for d in data.values() for i, w in d["window"].items()}
     assert sorted(i for i, _ in landed) == sorted(window_of)
     assert all(dt.datetime.fromisoformat(end) == WINDOWS[window_of[i]][1] for i, end in landed)
@@ -63,9 +70,10 @@ def test_catch_up_pulls_every_window_once_and_a_rerun_changes_nothing(bhxh_env, 
         key_field = "MA_GCS" if kind == "GCS" else "MA_GBT"
         assert keys == {e["record"][key_field] for e in data[kind]["items"] if e["id"] in valid[kind]}
     # refused records are kept with their reasons, per batch
-    refused_rows = wh.execute("SELECT b.source_record_id, b.reasons, r.payload IS NOT NULL FROM wh.batch_record b "
-                              "JOIN wh.refused_record r USING (batch_id, row_no) WHERE b.outcome = 'refused'"
-                              ).fetchall()
+    refused_rows = wh.execute(
+        "SELECT b.source_record_id, b.reasons, r.payload IS NOT NULL FROM wh.batch_record b "
+        "JOIN wh.refused_record r USING (batch_id, row_no) WHERE b.outcome = 'refused'"
+    ).fetchall()
     assert {i for i, _, _ in refused_rows} == expected_refused
     assert all(reasons and all(x["code"] and x["message"] for x in reasons) for _, reasons, _ in refused_rows)
     assert {r[0] for r in wh.execute("SELECT DISTINCT source FROM wh.certificate_source")} == {"bhxh"}
@@ -75,7 +83,7 @@ def test_catch_up_pulls_every_window_once_and_a_rerun_changes_nothing(bhxh_env, 
     before = snapshot(wh)
     assert run_dag("bhxh_pull", logical_date=WINDOWS[1][1]).state == "success"
     assert snapshot(wh) == before
-    rerun = batches(wh)[len(rows):]
+    rerun = batches(wh)[len(rows) :]
     assert rerun and all(r[5] == r[6] == 0 for r in rerun)
     assert sum(r[7] for r in rerun) == sum(1 for i, w in window_of.items() if w == 1 and i not in expected_refused)
     assert marks(wh) == {(p, k): WINDOWS[-1][1] for p in PROVINCES for k in ("GCS", "GBT")}
@@ -108,8 +116,13 @@ def test_flaky_bhxh_loses_nothing(bhxh_env, wh, monkeypatch, capfd, caplog):
     assert len(pii) > 100
     load_windows(bhxh_env, data)
     httpx.post(f"{bhxh_env}/_control/bhxh/tokens/expire")
-    for body in ({"status": 429, "retry_after": 0}, {"status": 502}, {"delay_seconds": 2.5}, {"malformed": True},
-                 {"mutate": True}):
+    for body in (
+        {"status": 429, "retry_after": 0},
+        {"status": 502},
+        {"delay_seconds": 2.5},
+        {"malformed": True},
+        {"mutate": True},
+    ):
         fault(bhxh_env, target="pull", **body)
     for _, end in WINDOWS:
         run = run_dag("bhxh_pull", logical_date=end)

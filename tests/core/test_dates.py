@@ -9,8 +9,12 @@ from tests.core.test_ingest import outcomes, run
 
 
 def born_at(moment: dt.datetime, n: int) -> dict:
-    return birth(n, MA_GCS=f"{n:05d}.GCS.01020.{moment.year % 100:02d}", NGAY_CT=moment.strftime("%Y%m%d"),
-                 NGAY_SINH_CON=moment.strftime("%Y%m%d%H%M"))
+    return birth(
+        n,
+        MA_GCS=f"{n:05d}.GCS.01020.{moment.year % 100:02d}",
+        NGAY_CT=moment.strftime("%Y%m%d"),
+        NGAY_SINH_CON=moment.strftime("%Y%m%d%H%M"),
+    )
 
 
 def test_born_and_issued_today_in_vietnam_is_accepted_at_every_hour(vn_clock, wh):

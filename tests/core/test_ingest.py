@@ -22,8 +22,10 @@ def outcomes(conn, batch_id):
 def test_rule2_new_valid_records_are_stored(wh):
     r = run(wh, [birth(1), birth(2)], ids=["a", "b"])
     assert (r.received, r.stored, r.refused) == (2, 2, 0)
-    rows = wh.execute("SELECT cert_key, status, version, facility_code, issued_on::text, person_id "
-                      "FROM wh.certificate ORDER BY cert_key").fetchall()
+    rows = wh.execute(
+        "SELECT cert_key, status, version, facility_code, issued_on::text, person_id "
+        "FROM wh.certificate ORDER BY cert_key"
+    ).fetchall()
     assert rows[0] == ("00001.GCS.01020.25", "received", 1, "01020", "2025-11-10", "001195012345")
     src = wh.execute("SELECT source, source_ref, source_record_id FROM wh.certificate_source ORDER BY 3").fetchall()
     assert src == [("his", "01020", "a"), ("his", "01020", "b")]
@@ -37,7 +39,10 @@ def test_rule1_invalid_record_refused_with_reasons_and_good_ones_still_stored(wh
     _, _, key, outcome, reasons = list(warehouse.outcomes(wh, r.batch_id))[1]
     assert outcome == "refused"
     assert {(x["field"], x["code"]) for x in reasons} == {
-        ("SO_CCCD_NND", "CCCD_SEX"), ("CAN_NANG_CON", "WEIGHT_RANGE"), ("NGAY_CT", "DATE_INVALID")}
+        ("SO_CCCD_NND", "CCCD_SEX"),
+        ("CAN_NANG_CON", "WEIGHT_RANGE"),
+        ("NGAY_CT", "DATE_INVALID"),
+    }
     assert all(x["message"] and "001095012345" not in x["message"] for x in reasons)
     # the refused record is kept as received, to be returned and corrected
     payload = wh.execute("SELECT payload FROM wh.refused_record WHERE batch_id = %s", (r.batch_id,)).fetchone()[0]
@@ -89,10 +94,15 @@ def test_batch_bookkeeping_counts_every_outcome(wh):
 
 def test_duplicates_within_a_batch(wh):
     r = run(wh, [birth(1), birth(1), birth(2, CAN_NANG_CON=3000), birth(2, CAN_NANG_CON=3100)])
-    assert outcomes(wh, r.batch_id) == [("unchanged", []), ("stored", []), ("refused", ["DUPLICATE_IN_BATCH"]),
-                                        ("stored", [])]
-    assert wh.execute("SELECT record->>'CAN_NANG_CON' FROM wh.certificate WHERE cert_key LIKE '00002%'"
-                      ).fetchone() == ("3100",)
+    assert outcomes(wh, r.batch_id) == [
+        ("unchanged", []),
+        ("stored", []),
+        ("refused", ["DUPLICATE_IN_BATCH"]),
+        ("stored", []),
+    ]
+    assert wh.execute("SELECT record->>'CAN_NANG_CON' FROM wh.certificate WHERE cert_key LIKE '00002%'").fetchone() == (
+        "3100",
+    )
 
 
 def test_same_certificate_from_two_sources_is_one_record_with_both_in_provenance(wh):
@@ -104,9 +114,18 @@ def test_same_certificate_from_two_sources_is_one_record_with_both_in_provenance
 
 
 def test_normalisation_nfc_codes_and_dates(wh):
-    raw = birth(1, HOTEN_NND=unicodedata.normalize("NFD", "  Nguyễn   Thị Lan "), MA_DANTOC_NND=1,
-                MATINH_CU_TRU=1, MAXA_CU_TRU=4, SO_CCCD_NND=1195012345, NGAY_CT="10/11/2025",
-                NGAY_SINH_CON="2025-11-09T08:30:00", MA_QUOCTICH_NND="vn", CAN_NANG_CON="3200")
+    raw = birth(
+        1,
+        HOTEN_NND=unicodedata.normalize("NFD", "  Nguyễn   Thị Lan "),
+        MA_DANTOC_NND=1,
+        MATINH_CU_TRU=1,
+        MAXA_CU_TRU=4,
+        SO_CCCD_NND=1195012345,
+        NGAY_CT="10/11/2025",
+        NGAY_SINH_CON="2025-11-09T08:30:00",
+        MA_QUOCTICH_NND="vn",
+        CAN_NANG_CON="3200",
+    )
     r = run(wh, [raw])
     assert r.stored == 1, r.refusals_by_rule
     rec = wh.execute("SELECT record FROM wh.certificate").fetchone()[0]
@@ -126,43 +145,55 @@ def test_xml9_record_without_certificate_number_is_keyed_by_facility_book_number
     assert wh.execute("SELECT cert_key FROM wh.certificate").fetchone()[0] == "XML9:01020:01/2025:7:20251110"
 
 
-@pytest.mark.parametrize("over, code", [
-    ({"SO_CCCD_NND": "00119501234"}, "ID_FORMAT"),
-    ({"SO_CCCD_NND": "001199012345"}, "CCCD_YEAR"),
-    ({"SO_CCCD_NND": "999195012345"}, "CCCD_PROVINCE"),
-    ({"NGAY_SINH_CON": "203011090830", "NGAY_CT": "20301110", "MA_GCS": "00001.GCS.01020.30"}, "DATE_FUTURE"),
-    ({"NGAY_SINH_CON": "202511120830"}, "DATE_ORDER"),
-    ({"NGAYSINH_NND": "20200101", "SO_CCCD_NND": "001320012345"}, "DATE_ORDER"),
-    ({"MA_DANTOC_NND": "77"}, "ETHNICITY_CODE"),
-    ({"MA_QUOCTICH_NND": "XX"}, "NATIONALITY_CODE"),
-    ({"MAXA_CU_TRU": "26740"}, "COMMUNE_PROVINCE"),
-    ({"MATINH_CU_TRU": "74", "MAXA_CU_TRU": "25747"}, "PROVINCE_CODE"),
-    ({"MA_GCS": "00001.GCS.01021.25"}, "CERT_FACILITY"),
-    ({"MA_GCS": "00001.GCS.01020.24"}, "CERT_YEAR"),
-    ({"MA_GCS": "1.GCS.01020.25"}, "CERT_FORMAT"),
-    ({"HOTEN_NND": None}, "REQUIRED"),
-    ({"NGAY_SINH_CON": "20251109"}, "DATETIME_INVALID"),
-    ({"SINHCON_PHAUTHUAT": 2}, "FLAG_VALUE"),
-])
+@pytest.mark.parametrize(
+    "over, code",
+    [
+        ({"SO_CCCD_NND": "00119501234"}, "ID_FORMAT"),
+        ({"SO_CCCD_NND": "001199012345"}, "CCCD_YEAR"),
+        ({"SO_CCCD_NND": "999195012345"}, "CCCD_PROVINCE"),
+        ({"NGAY_SINH_CON": "203011090830", "NGAY_CT": "20301110", "MA_GCS": "00001.GCS.01020.30"}, "DATE_FUTURE"),
+        ({"NGAY_SINH_CON": "202511120830"}, "DATE_ORDER"),
+        ({"NGAYSINH_NND": "20200101", "SO_CCCD_NND": "001320012345"}, "DATE_ORDER"),
+        ({"MA_DANTOC_NND": "77"}, "ETHNICITY_CODE"),
+        ({"MA_QUOCTICH_NND": "XX"}, "NATIONALITY_CODE"),
+        ({"MAXA_CU_TRU": "26740"}, "COMMUNE_PROVINCE"),
+        ({"MATINH_CU_TRU": "74", "MAXA_CU_TRU": "25747"}, "PROVINCE_CODE"),
+        ({"MA_GCS": "00001.GCS.01021.25"}, "CERT_FACILITY"),
+        ({"MA_GCS": "00001.GCS.01020.24"}, "CERT_YEAR"),
+        ({"MA_GCS": "1.GCS.01020.25"}, "CERT_FORMAT"),
+        ({"HOTEN_NND": None}, "REQUIRED"),
+        ({"NGAY_SINH_CON": "20251109"}, "DATETIME_INVALID"),
+        ({"SINHCON_PHAUTHUAT": 2}, "FLAG_VALUE"),
+    ],
+)
 def test_birth_rules(wh, over, code):
     r = run(wh, [birth(1, **over)])
     assert r.refused == 1 and code in r.refusals_by_rule, r.refusals_by_rule
 
 
 def test_old_codes_valid_before_reform_new_codes_after(wh):
-    old = birth(1, NGAY_CT="20250520", NGAY_SINH_CON="202505190700", MA_GCS="00001.GCS.01020.25",
-                MATINH_CU_TRU="74", MAXA_CU_TRU="25747")  # Bình Dương, before 1 July 2025
+    old = birth(
+        1,
+        NGAY_CT="20250520",
+        NGAY_SINH_CON="202505190700",
+        MA_GCS="00001.GCS.01020.25",
+        MATINH_CU_TRU="74",
+        MAXA_CU_TRU="25747",
+    )  # Bình Dương, before 1 July 2025
     r = run(wh, [old])
     assert r.stored == 1, r.refusals_by_rule
 
 
-@pytest.mark.parametrize("over, code", [
-    ({"SO_GIAYTO": "096148001234"}, "CCCD_SEX"),
-    ({"NGAY_TV": "194701010000"}, "DATE_ORDER"),
-    ({"NGAYGIO_VV": "202511040000"}, "DATE_ORDER"),
-    ({"BENH_ICD10_ID": "J12.82"}, "ICD10_CODE"),
-    ({"MA_GBT": "00001.GBT.96025.24"}, "CERT_YEAR"),
-])
+@pytest.mark.parametrize(
+    "over, code",
+    [
+        ({"SO_GIAYTO": "096148001234"}, "CCCD_SEX"),
+        ({"NGAY_TV": "194701010000"}, "DATE_ORDER"),
+        ({"NGAYGIO_VV": "202511040000"}, "DATE_ORDER"),
+        ({"BENH_ICD10_ID": "J12.82"}, "ICD10_CODE"),
+        ({"MA_GBT": "00001.GBT.96025.24"}, "CERT_YEAR"),
+    ],
+)
 def test_death_rules(wh, over, code):
     r = run(wh, [death(1, **over)], kind="GBT", ref="96025")
     assert r.refused == 1 and code in r.refusals_by_rule, r.refusals_by_rule
@@ -187,17 +218,23 @@ def test_resent_batch_with_two_versions_keeps_the_latest(wh):
 
 def test_stream_of_batches_applies_in_order_with_the_same_rules(wh, warehouse_dsn):
     """A backfill: each batch is its own batch and transaction; a later batch sees what earlier ones stored."""
-    batches = [([birth(1), birth(2)], ["a", "b"], {"part": 1}),
-               ([birth(2, CAN_NANG_CON=3300), birth(3, GIOI_TINH_CON="9")], None, {"part": 2}),
-               ([birth(1), birth(2, CAN_NANG_CON=3300)], None, {"part": 3})]
+    batches = [
+        ([birth(1), birth(2)], ["a", "b"], {"part": 1}),
+        ([birth(2, CAN_NANG_CON=3300), birth(3, GIOI_TINH_CON="9")], None, {"part": 2}),
+        ([birth(1), birth(2, CAN_NANG_CON=3300)], None, {"part": 3}),
+    ]
     results = list(ingest_stream(warehouse_dsn, iter(batches), kind="GCS", source="his", source_ref="01020"))
-    assert [(r.stored, r.updated, r.unchanged, r.refused) for r in results] == [(2, 0, 0, 0), (0, 1, 0, 1),
-                                                                                 (0, 0, 2, 0)]
+    assert [(r.stored, r.updated, r.unchanged, r.refused) for r in results] == [
+        (2, 0, 0, 0),
+        (0, 1, 0, 1),
+        (0, 0, 2, 0),
+    ]
     assert results[1].refusals_by_rule == {"SEX_CODE": 1}
     rows = wh.execute("SELECT meta->>'part', status, received FROM wh.ingest_batch ORDER BY batch_id").fetchall()
     assert rows == [("1", "ingested", 2), ("2", "ingested", 2), ("3", "ingested", 2)]
-    assert wh.execute("SELECT version, record->>'CAN_NANG_CON' FROM wh.certificate WHERE cert_key LIKE '00002.%'"
-                      ).fetchone() == (2, "3300")
+    assert wh.execute(
+        "SELECT version, record->>'CAN_NANG_CON' FROM wh.certificate WHERE cert_key LIKE '00002.%'"
+    ).fetchone() == (2, "3300")
 
 
 def test_stream_failure_marks_the_unapplied_batches_failed_and_keeps_the_applied_ones(wh, warehouse_dsn):
@@ -209,17 +246,28 @@ def test_stream_failure_marks_the_unapplied_batches_failed_and_keeps_the_applied
     with pytest.raises(RuntimeError, match="source went away"):
         for _ in ingest_stream(warehouse_dsn, batches(), kind="GCS", source="his", source_ref="01020"):
             pass
-    assert wh.execute("SELECT status FROM wh.ingest_batch ORDER BY batch_id").fetchall() == [("ingested",),
-                                                                                           ("ingested",)]
+    assert wh.execute("SELECT status FROM wh.ingest_batch ORDER BY batch_id").fetchall() == [
+        ("ingested",),
+        ("ingested",),
+    ]
     assert wh.execute("SELECT count(*) FROM wh.certificate").fetchone()[0] == 2
 
     wh.execute("ALTER TABLE wh.certificate ADD CONSTRAINT no_three CHECK (cert_key NOT LIKE '00003.%')")
     wh.commit()
     with pytest.raises(Exception, match="no_three"):
-        list(ingest_stream(warehouse_dsn, iter([([birth(3)], None, {}), ([birth(4)], None, {})]), kind="GCS",
-                           source="his", source_ref="01020"))
-    assert wh.execute("SELECT status FROM wh.ingest_batch ORDER BY batch_id").fetchall()[2:] == [("failed",),
-                                                                                               ("failed",)]
+        list(
+            ingest_stream(
+                warehouse_dsn,
+                iter([([birth(3)], None, {}), ([birth(4)], None, {})]),
+                kind="GCS",
+                source="his",
+                source_ref="01020",
+            )
+        )
+    assert wh.execute("SELECT status FROM wh.ingest_batch ORDER BY batch_id").fetchall()[2:] == [
+        ("failed",),
+        ("failed",),
+    ]
     assert wh.execute("SELECT count(*) FROM wh.certificate").fetchone()[0] == 2
 
 
@@ -230,10 +278,12 @@ def test_provenance_and_outcomes_keep_their_parents(wh):
     r = run(wh, [birth(1)])
     wh.commit()
     cert_id = wh.execute("SELECT cert_id FROM wh.certificate").fetchone()[0]
-    for sql in ("INSERT INTO wh.certificate_source (cert_id, source, source_ref, content_hash, first_batch_id, "
-                "last_batch_id) VALUES (-1, 'his', 'x', '\\x00', 1, 1)",
-                "INSERT INTO wh.batch_record (batch_id, row_no, outcome) VALUES (-1, 1, 'stored')",
-                "UPDATE wh.certificate_source SET cert_id = -1"):
+    for sql in (
+        "INSERT INTO wh.certificate_source (cert_id, source, source_ref, content_hash, first_batch_id, "
+        "last_batch_id) VALUES (-1, 'his', 'x', '\\x00', 1, 1)",
+        "INSERT INTO wh.batch_record (batch_id, row_no, outcome) VALUES (-1, 1, 'stored')",
+        "UPDATE wh.certificate_source SET cert_id = -1",
+    ):
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
             wh.execute(sql)
         wh.rollback()

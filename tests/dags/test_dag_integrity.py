@@ -35,9 +35,11 @@ def test_house_rules(dagbag):
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_dag_file_imports_in_under_a_second(path):
     # The DAG processor already has Airflow loaded; time the DAG file itself (heavy imports belong in tasks).
-    code = ("import sys, time, runpy; "
-            "import airflow.sdk, pendulum; "
-            f"t = time.perf_counter(); runpy.run_path({str(path)!r}); print(time.perf_counter() - t)")
+    code = (
+        "import sys, time, runpy; "
+        "import airflow.sdk, pendulum; "
+        f"t = time.perf_counter(); runpy.run_path({str(path)!r}); print(time.perf_counter() - t)"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     seconds = float(out.strip().splitlines()[-1])
     assert seconds < 1.0, f"{path.name} took {seconds:.2f} s to import"

@@ -29,9 +29,15 @@ def test_his_pull_loads_every_hospital_and_acknowledges_every_record(his_env, wh
         acks = control(his_env, f"{f}/acks")
         latest = acks["latest"] if isinstance(acks, dict) and "latest" in acks else acks
         assert latest, f"no acknowledgement reached hospital {f}"
-        feed = {e["id"] for kind in ("GCS", "GBT") for e in httpx.get(
-            f"{his_env}/his/{f}/api/v1/certificates", auth=(f, f"sandbox-{f}"),
-            params={"kind": kind, "page_size": 1000}).json()["items"]}
+        feed = {
+            e["id"]
+            for kind in ("GCS", "GBT")
+            for e in httpx.get(
+                f"{his_env}/his/{f}/api/v1/certificates",
+                auth=(f, f"sandbox-{f}"),
+                params={"kind": kind, "page_size": 1000},
+            ).json()["items"]
+        }
         assert set(latest) == feed, f"hospital {f}: not every record was acknowledged"
         refused = {rid for rid, a in latest.items() if a["status"] == "REFUSED"}
         assert refused == set(expected), f"hospital {f}: refused {len(refused)} vs expected {len(expected)}"

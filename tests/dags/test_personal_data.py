@@ -5,8 +5,21 @@ import httpx
 from tests.dags.conftest import FACILITIES
 from tests.dags.test_his_pull import run_dag
 
-PII_FIELDS = ("HOTEN_NND", "HO_TEN_NND", "TEN_CON", "HO_TEN_CON", "HO_TEN_CHA", "HO_TEN", "NGUOI_THANTHICH",
-              "SO_CCCD_NND", "SO_GIAYTO", "NGAYSINH_NND", "NGAY_SINH", "MA_BHXH_NND", "MA_BHXH")
+PII_FIELDS = (
+    "HOTEN_NND",
+    "HO_TEN_NND",
+    "TEN_CON",
+    "HO_TEN_CON",
+    "HO_TEN_CHA",
+    "HO_TEN",
+    "NGUOI_THANTHICH",
+    "SO_CCCD_NND",
+    "SO_GIAYTO",
+    "NGAYSINH_NND",
+    "NGAY_SINH",
+    "MA_BHXH_NND",
+    "MA_BHXH",
+)
 
 
 def personal_values(url: str) -> set[str]:
@@ -15,8 +28,11 @@ def personal_values(url: str) -> set[str]:
         for kind in ("GCS", "GBT"):
             page = 1
             while True:
-                body = httpx.get(f"{url}/his/{f}/api/v1/certificates", auth=(f, f"sandbox-{f}"),
-                                 params={"kind": kind, "page": page, "page_size": 1000}).json()
+                body = httpx.get(
+                    f"{url}/his/{f}/api/v1/certificates",
+                    auth=(f, f"sandbox-{f}"),
+                    params={"kind": kind, "page": page, "page_size": 1000},
+                ).json()
                 for env in body["items"]:
                     rec = env["record"]
                     values.update(str(rec[k]).strip() for k in PII_FIELDS if rec.get(k) and len(str(rec[k])) >= 6)

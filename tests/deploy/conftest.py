@@ -78,8 +78,11 @@ def redis_url(tmp_path_factory):
 
     port = free_port()
     d = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(d)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while not _reachable("127.0.0.1", port):
@@ -90,4 +93,3 @@ def redis_url(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(10)
-

@@ -1,6 +1,6 @@
 """Run one DAG through the configured executor (dag.test(use_executor=True)); prints the run state as JSON.
 
-    python tests/deploy/run_dag.py <dag_id>      (environment: the Airflow settings of the test)
+python tests/deploy/run_dag.py <dag_id>      (environment: the Airflow settings of the test)
 """
 
 import json

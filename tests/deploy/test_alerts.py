@@ -26,8 +26,15 @@ def alerting(webhook, monkeypatch):
 
 def test_his_pull_failure_and_high_refusal_rate_reach_the_webhook(his_env, alerting, webhook, monkeypatch):
     # two hospitals: 79034 is down (its extract tasks fail), 01020 sends a feed with deliberately bad records
-    monkeypatch.setenv("AIRFLOW_VAR_HIS_HOSPITALS", json.dumps(
-        [{"facility": f, "name": f"BV {f}", "attempts": 1, "backoff": 0.05, "timeout": 5} for f in ("01020", "79034")]))
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_HIS_HOSPITALS",
+        json.dumps(
+            [
+                {"facility": f, "name": f"BV {f}", "attempts": 1, "backoff": 0.05, "timeout": 5}
+                for f in ("01020", "79034")
+            ]
+        ),
+    )
     pii = personal_values(his_env)
     httpx.post(f"{his_env}/_control/his/79034/faults", json={"status": 503, "count": 1000}).raise_for_status()
     alerting(refusal_rate=0.0)
@@ -38,8 +45,10 @@ def test_his_pull_failure_and_high_refusal_rate_reach_the_webhook(his_env, alert
     assert run.state == "failed"
 
     failed = webhook.events("task_failed")
-    assert {(a["dag_id"], a["task_id"]) for a in failed} == {("his_pull", "hospital.extract_gcs"),
-                                                              ("his_pull", "hospital.extract_gbt")}
+    assert {(a["dag_id"], a["task_id"]) for a in failed} == {
+        ("his_pull", "hospital.extract_gcs"),
+        ("his_pull", "hospital.extract_gbt"),
+    }
     assert all(a["run_id"] == run.run_id and a["map_index"] == 1 and a["error_type"] for a in failed), failed
 
     refusals = webhook.events("refusal_rate")
@@ -61,16 +70,39 @@ def test_his_pull_failure_and_high_refusal_rate_reach_the_webhook(his_env, alert
 
 def test_refusal_rate_threshold(webhook, alerting):
     alerting(refusal_rate=0.2, min_received=10)
-    summary = {"batch_id": 7, "kind": "GCS", "facility": "01020", "received": 10, "stored": 8, "updated": 0,
-               "unchanged": 0, "refused": 2, "refusals_by_rule": {"CCCD_FORMAT": 2},
-               "record": {"HO_TEN": "Nguyễn Văn A"}, "message": "Số CCCD 001203004005 sai"}
+    summary = {
+        "batch_id": 7,
+        "kind": "GCS",
+        "facility": "01020",
+        "received": 10,
+        "stored": 8,
+        "updated": 0,
+        "unchanged": 0,
+        "refused": 2,
+        "refusals_by_rule": {"CCCD_FORMAT": 2},
+        "record": {"HO_TEN": "Nguyễn Văn A"},
+        "message": "Số CCCD 001203004005 sai",
+    }
     assert alerts.check_refusal_rate(summary, source="his") is False  # 20 % is not above 20 %
     assert alerts.check_refusal_rate({**summary, "received": 5, "refused": 5}, source="his") is False  # too small
     assert alerts.check_refusal_rate({**summary, "refused": 3, "stored": 7}, source="excel") is True
     [a] = webhook.received
-    assert a == {"event": "refusal_rate", "severity": "warning", "batch_id": 7, "source": "excel",
-                 "source_ref": "01020", "kind": "GCS", "received": 10, "stored": 7, "updated": 0, "unchanged": 0,
-                 "refused": 3, "refusal_rate": 0.3, "threshold": 0.2, "refusals_by_rule": {"CCCD_FORMAT": 2}}
+    assert a == {
+        "event": "refusal_rate",
+        "severity": "warning",
+        "batch_id": 7,
+        "source": "excel",
+        "source_ref": "01020",
+        "kind": "GCS",
+        "received": 10,
+        "stored": 7,
+        "updated": 0,
+        "unchanged": 0,
+        "refused": 3,
+        "refusal_rate": 0.3,
+        "threshold": 0.2,
+        "refusals_by_rule": {"CCCD_FORMAT": 2},
+    }
     assert b"Nguy" not in webhook.raw[0] and b"001203004005" not in webhook.raw[0]
 
 
@@ -123,8 +155,9 @@ def _pii(records) -> set[str]:
     return {str(r[f]).strip() for r in records for f in PII_FIELDS if len(str(r.get(f) or "").strip()) >= 6}
 
 
-def test_excel_file_refused_above_threshold_alerts_a_clean_one_does_not(bucket, warehouse_dsn, alerting, webhook,
-                                                                        tmp_path):
+def test_excel_file_refused_above_threshold_alerts_a_clean_one_does_not(
+    bucket, warehouse_dsn, alerting, webhook, tmp_path
+):
     from tests.excel.conftest import FACILITY, births, template_file
     from tests.excel.test_inbox import drop, run
 
@@ -160,27 +193,37 @@ def test_bhxh_window_refused_above_threshold_alerts_a_clean_one_does_not(bhxh, w
     start, end = WINDOWS[0]
     items = []
     for facility, seed in (("01020", 31), ("96025", 32)):  # province 01 clean; province 96 half refused
-        batch = generate_births(10, facility=facility, seed=seed, now=DAY.replace(hour=8), bad_ratio=0,
-                                dup_ratio=0, resubmit_ratio=0)
+        batch = generate_births(
+            10, facility=facility, seed=seed, now=DAY.replace(hour=8), bad_ratio=0, dup_ratio=0, resubmit_ratio=0
+        )
         latest = list({e["id"]: e for e in batch}.values())
         for j, env in enumerate(latest):
             if facility == "96025" and j % 2 == 0:
                 env["record"]["GIOI_TINH_CON"] = "9"
-            items.append({"id": f"B-{env['id']}", "updated_at": (start + dt.timedelta(minutes=20 + j)).isoformat(),
-                          "record": env["record"]})
+            items.append(
+                {
+                    "id": f"B-{env['id']}",
+                    "updated_at": (start + dt.timedelta(minutes=20 + j)).isoformat(),
+                    "record": env["record"],
+                }
+            )
     load(bhxh, "GCS", items)
 
-    clean = source.ingest_window(source.pull_window("01", "GCS", start, end, warehouse_dsn, client=CLIENT),
-                                 warehouse_dsn)
+    clean = source.ingest_window(
+        source.pull_window("01", "GCS", start, end, warehouse_dsn, client=CLIENT), warehouse_dsn
+    )
     assert clean["received"] > 0 and clean["refused"] == 0
     assert webhook.received == []
-    bad = source.ingest_window(source.pull_window("96", "GCS", start, end, warehouse_dsn, client=CLIENT),
-                               warehouse_dsn)
+    bad = source.ingest_window(source.pull_window("96", "GCS", start, end, warehouse_dsn, client=CLIENT), warehouse_dsn)
     assert bad["received"] > 0 and bad["refused"] / bad["received"] > 0.2
     [a] = webhook.received
     assert a["event"] == "refusal_rate" and a["source"] == "bhxh" and a["source_ref"] == "96"
-    assert (a["batch_id"], a["kind"], a["received"], a["refused"]) == (bad["batch_id"], "GCS", bad["received"],
-                                                                      bad["refused"])
+    assert (a["batch_id"], a["kind"], a["received"], a["refused"]) == (
+        bad["batch_id"],
+        "GCS",
+        bad["received"],
+        bad["refused"],
+    )
     assert a["refusals_by_rule"] == {"SEX_CODE": bad["refused"]}
     pii = _pii(i["record"] for i in items)
     assert len(pii) > 20

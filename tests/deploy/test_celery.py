@@ -78,13 +78,41 @@ def celery_stack(pg_server, redis_url, tmp_path_factory):
     logs = {n: home / f"{n}.log" for n in ("api", "worker")}
     procs = []
     try:
-        procs.append(("api-server", subprocess.Popen(
-            [*af, "api-server", "--apps", "execution", "--host", "127.0.0.1", "--port", str(api_port)],
-            env=env, stdout=logs["api"].open("w"), stderr=subprocess.STDOUT, start_new_session=True)))
-        procs.append(("celery worker", subprocess.Popen(
-            [*af, "celery", "worker", "--queues", queue, "--concurrency", "2", "--without-mingle",
-             "--without-gossip", "--skip-serve-logs"],
-            env=env, stdout=logs["worker"].open("w"), stderr=subprocess.STDOUT, start_new_session=True)))
+        procs.append(
+            (
+                "api-server",
+                subprocess.Popen(
+                    [*af, "api-server", "--apps", "execution", "--host", "127.0.0.1", "--port", str(api_port)],
+                    env=env,
+                    stdout=logs["api"].open("w"),
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                ),
+            )
+        )
+        procs.append(
+            (
+                "celery worker",
+                subprocess.Popen(
+                    [
+                        *af,
+                        "celery",
+                        "worker",
+                        "--queues",
+                        queue,
+                        "--concurrency",
+                        "2",
+                        "--without-mingle",
+                        "--without-gossip",
+                        "--skip-serve-logs",
+                    ],
+                    env=env,
+                    stdout=logs["worker"].open("w"),
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                ),
+            )
+        )
 
         def api_up():
             try:
@@ -123,17 +151,24 @@ def test_dag_runs_through_the_celery_worker(celery_stack):
     import psycopg
 
     s = celery_stack
-    r = subprocess.run([sys.executable, str(Path(__file__).with_name("run_dag.py")), "deploy_celery_probe"],
-                       env=s["env"], capture_output=True, text=True, timeout=TIMEOUT)
+    r = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("run_dag.py")), "deploy_celery_probe"],
+        env=s["env"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     result = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     diag = f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}\n--- worker\n{_tail(s['logs']['worker'])}"
     assert r.returncode == 0 and result, diag
-    run = json.loads(result[-1][len("RESULT "):])
+    run = json.loads(result[-1][len("RESULT ") :])
     assert run["state"] == "success", diag
 
     with psycopg.connect(s["db_url"]) as c:
-        tis = c.execute("SELECT task_id, state, queue, hostname FROM task_instance WHERE dag_id = %s AND run_id = %s",
-                        ("deploy_celery_probe", run["run_id"])).fetchall()
+        tis = c.execute(
+            "SELECT task_id, state, queue, hostname FROM task_instance WHERE dag_id = %s AND run_id = %s",
+            ("deploy_celery_probe", run["run_id"]),
+        ).fetchall()
         # The Celery result backend (db+postgresql) holds one result per task the worker executed; the last one
         # is stored just after the task reported success to the API server, so allow it a moment.
         deadline = time.monotonic() + 20

@@ -35,11 +35,31 @@ def _resolved() -> dict:
 
 def test_compose_config_validates():
     if _has_compose():
-        r = subprocess.run(["docker", "compose", "--env-file", ".env.example", "--profile", "sandbox", "--profile",
-                            "flower", "config", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [
+                "docker",
+                "compose",
+                "--env-file",
+                ".env.example",
+                "--profile",
+                "sandbox",
+                "--profile",
+                "flower",
+                "config",
+                "--quiet",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, str(ROOT / "docker" / "check_compose.py"), "--env-file",
-                        str(ROOT / ".env.example")], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "check_compose.py"), "--env-file", str(ROOT / ".env.example")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 problems" in r.stdout
 
@@ -91,6 +111,11 @@ def test_missing_secret_stops_compose(missing, tmp_path):
     env = tmp_path / ".env"
     lines = [ln for ln in (ROOT / ".env.example").read_text().splitlines() if not ln.startswith(f"{missing}=")]
     env.write_text("\n".join(lines) + "\n")
-    r = subprocess.run([sys.executable, str(ROOT / "docker" / "check_compose.py"), "--env-file", str(env)],
-                       capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "check_compose.py"), "--env-file", str(env)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 1 and f"required variable {missing} is missing" in r.stdout

@@ -75,8 +75,15 @@ def test_dev_only_packages_are_not_runtime_dependencies():
     dropped = shlex.split(args["DEV_ONLY_PACKAGES"])[0].split()
     pins = lock_pins(ROOT / "requirements.lock")
     # Nothing the deployment needs is dropped: Airflow, providers, celery and the redis client stay.
-    for needed in ("apache-airflow", "apache-airflow-providers-celery", "celery", "redis",
-                   "apache-airflow-providers-amazon", "apache-airflow-providers-smtp", "psycopg"):
+    for needed in (
+        "apache-airflow",
+        "apache-airflow-providers-celery",
+        "celery",
+        "redis",
+        "apache-airflow-providers-amazon",
+        "apache-airflow-providers-smtp",
+        "psycopg",
+    ):
         assert needed in pins, f"{needed} missing from requirements.lock"
         assert needed not in dropped
 

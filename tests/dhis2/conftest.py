@@ -15,18 +15,25 @@ VN = dt.timezone(dt.timedelta(hours=7))
 ROOT = "VnHaNoi0001"  # province org unit of the sandbox; communes below (org unit code = commune code)
 COMMUNES = {"00190": "TytOChoDua1", "09988": "TytHoaLac01"}
 CLIENT = {"attempts": 3, "backoff": 0.01, "max_backoff": 0.2, "timeout": 5}
-DE = json.loads(open(os.path.join(os.path.dirname(__file__), "../../include/schemas/dhis2/a6_mapping.json"),
-                     encoding="utf-8").read())["dataElements"]
+DE = json.loads(
+    open(
+        os.path.join(os.path.dirname(__file__), "../../include/schemas/dhis2/a6_mapping.json"), encoding="utf-8"
+    ).read()
+)["dataElements"]
 
 
 @pytest.fixture
 def dhis2(sandbox_url, monkeypatch):
     """The sandbox DHIS2, reset (2.41), connection dhis2_default (Basic) and Variable dhis2_mortality."""
     httpx.post(f"{sandbox_url}/_control/dhis2/reset", json={"version": "2.41"}).raise_for_status()
-    monkeypatch.setenv("AIRFLOW_CONN_DHIS2_DEFAULT", json.dumps({
-        "conn_type": "http", "host": f"{sandbox_url}/dhis2", "login": "admin", "password": "district"}))
-    monkeypatch.setenv("AIRFLOW_VAR_DHIS2_MORTALITY", json.dumps(
-        {"org_units": [ROOT], "page_size": 3, "overlap_minutes": 60, "client": CLIENT}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DHIS2_DEFAULT",
+        json.dumps({"conn_type": "http", "host": f"{sandbox_url}/dhis2", "login": "admin", "password": "district"}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_DHIS2_MORTALITY",
+        json.dumps({"org_units": [ROOT], "page_size": 3, "overlap_minutes": 60, "client": CLIENT}),
+    )
     return sandbox_url
 
 
@@ -46,12 +53,34 @@ def settings(**over):
     return settings_from({"org_units": [ROOT], "page_size": 3, "overlap_minutes": 60, "client": CLIENT, **over})
 
 
-def a6_event(uid, commune="00190", *, name="Nguyễn Văn An", dob="1940-03-02", dod="2026-11-10", id_number=None,
-             updated=None, recorded="2026-11-12", deleted=False, **values):
-    vals = {"full_name": name, "date_of_birth": dob, "date_of_death": dod, "id_number": id_number,
-            "recorded_on": recorded, **values}
-    ev = {"event": uid, "orgUnit": COMMUNES[commune], "occurredAt": dod, "deleted": deleted,
-          "dataValues": [{"dataElement": DE[k], "value": v} for k, v in vals.items() if v is not None]}
+def a6_event(
+    uid,
+    commune="00190",
+    *,
+    name="Nguyễn Văn An",
+    dob="1940-03-02",
+    dod="2026-11-10",
+    id_number=None,
+    updated=None,
+    recorded="2026-11-12",
+    deleted=False,
+    **values,
+):
+    vals = {
+        "full_name": name,
+        "date_of_birth": dob,
+        "date_of_death": dod,
+        "id_number": id_number,
+        "recorded_on": recorded,
+        **values,
+    }
+    ev = {
+        "event": uid,
+        "orgUnit": COMMUNES[commune],
+        "occurredAt": dod,
+        "deleted": deleted,
+        "dataValues": [{"dataElement": DE[k], "value": v} for k, v in vals.items() if v is not None],
+    }
     if updated:
         ev["updatedAt"] = updated.astimezone(VN).replace(tzinfo=None).isoformat(timespec="milliseconds")
     return ev
@@ -65,16 +94,45 @@ def sandbox_events(url) -> dict:
     return {e["event"]: e for e in httpx.get(f"{url}/_control/dhis2/events").json()["events"]}
 
 
-def add_gbt(wh, cert_key, *, name="NGUYỄN VĂN AN", dob="19400302", dod="202611100830", id_number="",
-            commune="00190", used_at=None, cause="Suy tim", icd="I50.9", registration=None) -> int:
-    record = {"MA_GBT": cert_key, "HO_TEN": name, "NGAY_SINH": dob, "GIOI_TINH": "1", "SO_GIAYTO": id_number,
-              "MAXA_THUONGTRU": commune, "NGAY_TV": dod, "NGUYENNHAN_TV": cause, "BENH_ICD10_ID": icd}
+def add_gbt(
+    wh,
+    cert_key,
+    *,
+    name="NGUYỄN VĂN AN",
+    dob="19400302",
+    dod="202611100830",
+    id_number="",
+    commune="00190",
+    used_at=None,
+    cause="Suy tim",
+    icd="I50.9",
+    registration=None,
+) -> int:
+    record = {
+        "MA_GBT": cert_key,
+        "HO_TEN": name,
+        "NGAY_SINH": dob,
+        "GIOI_TINH": "1",
+        "SO_GIAYTO": id_number,
+        "MAXA_THUONGTRU": commune,
+        "NGAY_TV": dod,
+        "NGUYENNHAN_TV": cause,
+        "BENH_ICD10_ID": icd,
+    }
     row = wh.execute(
         "INSERT INTO wh.certificate (kind, cert_key, facility_code, person_id, record, content_hash, status, "
         "first_batch_id, last_batch_id, last_source, used_at, registration) VALUES ('GBT', %s, '01020', %s, %s, "
         "%s, %s, 0, 0, 'his', %s, %s) RETURNING cert_id",
-        (cert_key, id_number or None, Jsonb(record), hashlib.sha256(cert_key.encode()).digest(),
-         "used" if used_at else "received", used_at, Jsonb(registration) if registration else None)).fetchone()
+        (
+            cert_key,
+            id_number or None,
+            Jsonb(record),
+            hashlib.sha256(cert_key.encode()).digest(),
+            "used" if used_at else "received",
+            used_at,
+            Jsonb(registration) if registration else None,
+        ),
+    ).fetchone()
     wh.commit()
     return row[0]
 

@@ -20,12 +20,14 @@ NOW = dt.datetime.now(dt.timezone(dt.timedelta(hours=7)))
 
 # ---------------------------------------------------------------- records
 
+
 def births(n: int, seed: int = 3, facility: str = FACILITY, bad_ratio: float = 0.1):
     """(records, expected {index: rule}) from the sandbox generator; no in-file duplicates or resubmissions."""
     from sandbox.generate import generate_births
 
-    batch = generate_births(n, facility=facility, seed=seed, bad_ratio=bad_ratio, dup_ratio=0,
-                            resubmit_ratio=0, messy_ratio=0.1)
+    batch = generate_births(
+        n, facility=facility, seed=seed, bad_ratio=bad_ratio, dup_ratio=0, resubmit_ratio=0, messy_ratio=0.1
+    )
     recs = [e["record"] for e in batch]
     ids = [e["id"] for e in batch]
     return recs, {i: batch.expected[rid] for i, rid in enumerate(ids) if rid in batch.expected}
@@ -34,8 +36,9 @@ def births(n: int, seed: int = 3, facility: str = FACILITY, bad_ratio: float = 0
 def deaths(n: int, seed: int = 3, facility: str = FACILITY, bad_ratio: float = 0.1):
     from sandbox.generate import generate_deaths
 
-    batch = generate_deaths(n, facility=facility, seed=seed, bad_ratio=bad_ratio, dup_ratio=0,
-                            resubmit_ratio=0, messy_ratio=0.1)
+    batch = generate_deaths(
+        n, facility=facility, seed=seed, bad_ratio=bad_ratio, dup_ratio=0, resubmit_ratio=0, messy_ratio=0.1
+    )
     recs = [e["record"] for e in batch]
     ids = [e["id"] for e in batch]
     return recs, {i: batch.expected[rid] for i, rid in enumerate(ids) if rid in batch.expected}
@@ -50,6 +53,7 @@ def canonical(records, kind):
 
 
 # ---------------------------------------------------------------- workbooks as hospitals make them
+
 
 def template_file(path: Path, gcs=(), gbt=()) -> Path:
     from certpipe.sources.excel import template
@@ -90,8 +94,14 @@ def _as_his(value, ftype: str, field: str, rng: random.Random):
     return value
 
 
-def his_export(path: Path, sheets: list[tuple[str, str, list[dict]]], *, seed: int = 1,
-               extra_sheet: bool = True, use_codes: bool = False) -> dict:
+def his_export(
+    path: Path,
+    sheets: list[tuple[str, str, list[dict]]],
+    *,
+    seed: int = 1,
+    extra_sheet: bool = True,
+    use_codes: bool = False,
+) -> dict:
     """A HIS export: per sheet a title block, the header on row 5 (Vietnamese labels, or official codes), the
     columns shuffled plus a column we do not know, blank and formatting-only rows between the data. Returns
     {(sheet number, index of the record): Excel row} for the tests."""
@@ -180,6 +190,7 @@ def bomb_file(path: Path) -> Path:
 
 # ---------------------------------------------------------------- buckets
 
+
 @pytest.fixture
 def bucket(tmp_path):
     from airflow.sdk import ObjectStoragePath
@@ -209,11 +220,24 @@ def s3_bucket(s3_server, monkeypatch, request):
     import boto3
 
     name = f"inbox-{abs(hash(request.node.name)) % 10**8}"
-    monkeypatch.setenv("AIRFLOW_CONN_INBOX_S3", json.dumps({
-        "conn_type": "aws", "login": "test-key", "password": "test-secret",
-        "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"}}))
-    client = boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="test-key",
-                          aws_secret_access_key="test-secret", region_name="us-east-1")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_INBOX_S3",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "test-key",
+                "password": "test-secret",
+                "extra": {"endpoint_url": s3_server, "region_name": "us-east-1"},
+            }
+        ),
+    )
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        aws_access_key_id="test-key",
+        aws_secret_access_key="test-secret",
+        region_name="us-east-1",
+    )
     client.create_bucket(Bucket=name)
     return {"url": f"s3://{name}/pilot", "conn_id": "inbox_s3", "client": client, "bucket": name}
 

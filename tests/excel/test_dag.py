@@ -21,8 +21,7 @@ def run_dag():
     return dag.test()
 
 
-def test_local_folder_end_to_end_without_personal_data_in_logs_or_xcom(excel_env, wh, tmp_path, monkeypatch,
-                                                                     capfd):
+def test_local_folder_end_to_end_without_personal_data_in_logs_or_xcom(excel_env, wh, tmp_path, monkeypatch, capfd):
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 

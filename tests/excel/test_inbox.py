@@ -45,9 +45,14 @@ def test_file_is_loaded_fed_back_and_moved(bucket, wh, warehouse_dsn, tmp_path):
     assert res["received"] == len(gcs) + len(gbt)
     fid = res["file_id"]
     # what the warehouse decided for every row of the hospital's file
-    decided = {rid: (outcome, reasons) for rid, outcome, reasons in wh.execute(
-        "SELECT r.source_record_id, r.outcome, r.reasons FROM wh.batch_record r "
-        "JOIN wh.excel_file_batch b USING (batch_id) WHERE b.file_id = %s", (fid,))}
+    decided = {
+        rid: (outcome, reasons)
+        for rid, outcome, reasons in wh.execute(
+            "SELECT r.source_record_id, r.outcome, r.reasons FROM wh.batch_record r "
+            "JOIN wh.excel_file_batch b USING (batch_id) WHERE b.file_id = %s",
+            (fid,),
+        )
+    }
     assert len(decided) == len(gcs) + len(gbt)
     for sheet, bad in ((2, gcs_bad), (3, gbt_bad)):
         for i, rule in bad.items():  # every deliberately bad record is refused for its rule
@@ -108,8 +113,9 @@ def test_same_file_twice_under_another_name_is_processed_once(bucket, wh, wareho
     assert files(bucket, "inbox") == [] and files(bucket, "processing") == []
     assert len(files(bucket, "processed")) == 3 and len(files(bucket, "results")) == 3
     dup = next(k for k in files(bucket, "results") if "trung" in k)
-    text = " ".join(str(v) for row in result_book(bucket, f"results/{dup}")["Tóm tắt"].iter_rows(values_only=True)
-                    for v in row if v)
+    text = " ".join(
+        str(v) for row in result_book(bucket, f"results/{dup}")["Tóm tắt"].iter_rows(values_only=True) for v in row if v
+    )
     assert "Trùng với file đã nộp" in text and f"mã {fid}" in text
 
 
@@ -140,10 +146,16 @@ def test_interrupted_file_is_resumed_without_double_counting(bucket, wh, warehou
     assert res["status"] == "done"
     valid = [r["MA_GCS"] for r in gcs if r["GIOI_TINH_CON"] != "9"]
     assert (res["received"], res["stored"], res["unchanged"], res["refused"]) == (
-        len(gcs), len(set(valid)), len(valid) - len(set(valid)), len(gcs) - len(valid))
+        len(gcs),
+        len(set(valid)),
+        len(valid) - len(set(valid)),
+        len(gcs) - len(valid),
+    )
     n_batches = -(-len(gcs) // 25)
     assert wh.execute("SELECT count(*), count(DISTINCT batch_id) FROM wh.batch_record").fetchone() == (
-        len(gcs), n_batches)
+        len(gcs),
+        n_batches,
+    )
     assert wh.execute("SELECT attempts FROM wh.excel_file").fetchone()[0] == 2
 
 
@@ -239,8 +251,10 @@ def test_rows_of_another_facility_are_refused_and_fed_back(bucket, wh, warehouse
     where = his_export(src, [("Sinh", "GCS", gcs), ("Tử vong", "GBT", gbt)], use_codes=True)
     # the folder's own code as Excel mangles it: a number (leading zero lost), padded with spaces
     book = openpyxl.load_workbook(src)
-    for sheet, name, field, mangled in ((2, "Sinh", "MA_CSKCB", {0: 1020, 1: " 01020 "}),
-                                        (3, "Tử vong", "MACSKCB", {0: 1020.0, 3: "01020 "})):
+    for sheet, name, field, mangled in (
+        (2, "Sinh", "MA_CSKCB", {0: 1020, 1: " 01020 "}),
+        (3, "Tử vong", "MACSKCB", {0: 1020.0, 3: "01020 "}),
+    ):
         ws = book[name]
         col = next(c.column for c in ws[5] if c.value == field)
         for i, v in mangled.items():
@@ -253,16 +267,26 @@ def test_rows_of_another_facility_are_refused_and_fed_back(bucket, wh, warehouse
     assert (res["received"], res["refused"], res["stored"]) == (len(gcs) + len(gbt), 2, len(gcs) + len(gbt) - 2)
     assert res["refusals_by_rule"] == {"FACILITY_MISMATCH": 2}
     fid = res["file_id"]
-    decided = {rid: (outcome, reasons, kept) for rid, outcome, reasons, kept in wh.execute(
-        "SELECT r.source_record_id, r.outcome, r.reasons, x.payload IS NOT NULL FROM wh.batch_record r "
-        "JOIN wh.excel_file_batch b USING (batch_id) LEFT JOIN wh.refused_record x USING (batch_id, row_no) "
-        "WHERE b.file_id = %s", (fid,))}
+    decided = {
+        rid: (outcome, reasons, kept)
+        for rid, outcome, reasons, kept in wh.execute(
+            "SELECT r.source_record_id, r.outcome, r.reasons, x.payload IS NOT NULL FROM wh.batch_record r "
+            "JOIN wh.excel_file_batch b USING (batch_id) LEFT JOIN wh.refused_record x USING (batch_id, row_no) "
+            "WHERE b.file_id = %s",
+            (fid,),
+        )
+    }
     refused = {rid: (reasons, kept) for rid, (outcome, reasons, kept) in decided.items() if outcome == "refused"}
     assert refused == {
-        f"2!{where[(2, 4)]}": ([{"field": "MA_CSKCB", "code": "FACILITY_MISMATCH",
-                                 "message": message("FACILITY_MISMATCH")}], True),
-        f"3!{where[(3, 2)]}": ([{"field": "MACSKCB", "code": "FACILITY_MISMATCH",
-                                 "message": message("FACILITY_MISMATCH")}], True)}
+        f"2!{where[(2, 4)]}": (
+            [{"field": "MA_CSKCB", "code": "FACILITY_MISMATCH", "message": message("FACILITY_MISMATCH")}],
+            True,
+        ),
+        f"3!{where[(3, 2)]}": (
+            [{"field": "MACSKCB", "code": "FACILITY_MISMATCH", "message": message("FACILITY_MISMATCH")}],
+            True,
+        ),
+    }
     facilities = {f for (f,) in wh.execute("SELECT DISTINCT facility_code FROM wh.certificate")}
     assert facilities == {FACILITY}
     keys = {k for (k,) in wh.execute("SELECT cert_key FROM wh.certificate")}

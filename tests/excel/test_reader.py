@@ -45,7 +45,10 @@ def test_his_export_with_titles_shuffled_labels_and_messy_values_reads_as_intend
     with Workbook(path) as wb:
         layouts = [s.layout for s in wb.sheets()]
     assert [(lay.name, lay.kind, lay.header_row) for lay in layouts] == [
-        ("Thông tin", None, 0), ("Sinh", "GCS", 5), ("Tử vong", "GBT", 5)]
+        ("Thông tin", None, 0),
+        ("Sinh", "GCS", 5),
+        ("Tử vong", "GBT", 5),
+    ]
     assert layouts[1].ignored == ["STT", "Ghi chú nội bộ"]
 
 
@@ -105,15 +108,19 @@ def test_calamine_chosen_for_normal_sheets(tmp_path):
         assert {s.layout.engine for s in wb.sheets()} == {"calamine"}
 
 
-@pytest.mark.parametrize("make, code", [
-    (lambda p, ok: p.write_text("MA_GCS;HOTEN_NND\n1;2\n"), "FILE_NOT_WORKBOOK"),
-    (lambda p, ok: p.write_bytes(b""), "FILE_NOT_WORKBOOK"),
-    (lambda p, ok: xls_file(p), "FILE_LEGACY_XLS"),
-    (lambda p, ok: encrypted_file(p, ok), "FILE_ENCRYPTED"),
-    (lambda p, ok: bomb_file(p), "FILE_BOMB"),
-    (lambda p, ok: p.write_bytes(ok.read_bytes()[: ok.stat().st_size // 2]), "FILE_CORRUPT"),
-    (lambda p, ok: _docx(p), "FILE_NOT_WORKBOOK"),
-], ids=["csv", "empty", "xls", "password", "bomb", "truncated", "docx"])
+@pytest.mark.parametrize(
+    "make, code",
+    [
+        (lambda p, ok: p.write_text("MA_GCS;HOTEN_NND\n1;2\n"), "FILE_NOT_WORKBOOK"),
+        (lambda p, ok: p.write_bytes(b""), "FILE_NOT_WORKBOOK"),
+        (lambda p, ok: xls_file(p), "FILE_LEGACY_XLS"),
+        (lambda p, ok: encrypted_file(p, ok), "FILE_ENCRYPTED"),
+        (lambda p, ok: bomb_file(p), "FILE_BOMB"),
+        (lambda p, ok: p.write_bytes(ok.read_bytes()[: ok.stat().st_size // 2]), "FILE_CORRUPT"),
+        (lambda p, ok: _docx(p), "FILE_NOT_WORKBOOK"),
+    ],
+    ids=["csv", "empty", "xls", "password", "bomb", "truncated", "docx"],
+)
 def test_unreadable_files_are_refused_with_a_rule(tmp_path, make, code):
     ok = template_file(tmp_path / "ok.xlsx", births(5)[0])
     bad = tmp_path / "bad.xlsx"
@@ -138,8 +145,11 @@ def _docx(p):
 
 
 @pytest.mark.parametrize("engine_cells", [6_000_000, 0], ids=["calamine", "openpyxl"])
-@pytest.mark.parametrize("born, want", [(dt.datetime(2026, 10, 2, 7, 5), "202610020705"),
-                                        (dt.datetime(2026, 10, 2, 0, 0), "202610020000")], ids=["07:05", "midnight"])
+@pytest.mark.parametrize(
+    "born, want",
+    [(dt.datetime(2026, 10, 2, 7, 5), "202610020705"), (dt.datetime(2026, 10, 2, 0, 0), "202610020000")],
+    ids=["07:05", "midnight"],
+)
 def test_excel_dates_keep_their_meaning(tmp_path, born, want, engine_cells):
     """An Excel date in a date column; a date-time in a date-time column, midnight included (both engines)."""
     import openpyxl

@@ -33,8 +33,9 @@ def test_template_sheets_headers_formats_and_lists(tmp_path):
             fmt = next(d.number_format for d in dims if d.min <= c <= d.max)
             want = {"date": "dd/mm/yyyy", "datetime": "dd/mm/yyyy hh:mm", "int": "0"}.get(f.type, "@")
             assert fmt == want, (f.name, fmt)
-        lists = {str(dv.sqref).split(":")[0]: dv.formula1 for dv in ws.data_validations.dataValidation
-                 if dv.type == "list"}
+        lists = {
+            str(dv.sqref).split(":")[0]: dv.formula1 for dv in ws.data_validations.dataValidation if dv.type == "list"
+        }
         sex = "GIOI_TINH_CON" if kind == "GCS" else "GIOI_TINH"
         eth = "MA_DANTOC_NND" if kind == "GCS" else "MA_DANTOC"
         col = {n: openpyxl.utils.get_column_letter(i + 1) for i, n in enumerate(spec.names)}
@@ -47,8 +48,11 @@ def test_template_sheets_headers_formats_and_lists(tmp_path):
     column = [dm.cell(r, 3).value for r in range(2, len(ethnicities) + 2)]
     assert column == ethnicities
     ws = wb["Giấy chứng sinh"]
-    eth_list = next(dv.formula1 for dv in ws.data_validations.dataValidation
-                    if dv.type == "list" and "MA_DANTOC_NND" in (dv.promptTitle or ""))
+    eth_list = next(
+        dv.formula1
+        for dv in ws.data_validations.dataValidation
+        if dv.type == "list" and "MA_DANTOC_NND" in (dv.promptTitle or "")
+    )
     assert eth_list.endswith(f"$C$2:$C${len(ethnicities) + 1}")
 
 
@@ -56,5 +60,9 @@ def test_empty_template_is_recognised_by_the_reader(tmp_path):
     path = template.build(tmp_path / "mau.xlsx")
     with Workbook(path) as wb:
         sheets = [(s.layout.name, s.layout.kind, s.layout.header_row, len(list(s.data_rows()))) for s in wb.sheets()]
-    assert sheets == [("Hướng dẫn", None, 0, 0), ("Danh mục", None, 0, 0),
-                      ("Giấy chứng sinh", "GCS", 3, 0), ("Giấy báo tử", "GBT", 3, 0)]
+    assert sheets == [
+        ("Hướng dẫn", None, 0, 0),
+        ("Danh mục", None, 0, 0),
+        ("Giấy chứng sinh", "GCS", 3, 0),
+        ("Giấy báo tử", "GBT", 3, 0),
+    ]

@@ -15,10 +15,14 @@ F = "01020"
 @pytest.fixture
 def his(sandbox_url, monkeypatch):
     httpx.post(f"{sandbox_url}/_control/reset", json={"seed": 7, "births": 120, "deaths": 40}).raise_for_status()
-    monkeypatch.setenv("AIRFLOW_CONN_HIS_TEST", json.dumps(
-        {"conn_type": "http", "host": f"{sandbox_url}/his/{F}", "login": F, "password": f"sandbox-{F}"}))
-    monkeypatch.setenv("AIRFLOW_CONN_HIS_BADAUTH", json.dumps(
-        {"conn_type": "http", "host": f"{sandbox_url}/his/{F}", "login": F, "password": "wrong"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HIS_TEST",
+        json.dumps({"conn_type": "http", "host": f"{sandbox_url}/his/{F}", "login": F, "password": f"sandbox-{F}"}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HIS_BADAUTH",
+        json.dumps({"conn_type": "http", "host": f"{sandbox_url}/his/{F}", "login": F, "password": "wrong"}),
+    )
     return sandbox_url
 
 
@@ -79,8 +83,9 @@ def test_4xx_fails_at_once_without_retrying(his):
 
 def test_acknowledgements_are_sent_in_chunks(his):
     items = [e for p in HisHook("his_test").pages("GCS", None, page_size=1000) for e in p][:25]
-    results = [{"id": e["id"], "status": "ACCEPTED", "outcome": "stored", "certificate": None, "errors": []}
-               for e in items]
+    results = [
+        {"id": e["id"], "status": "ACCEPTED", "outcome": "stored", "certificate": None, "errors": []} for e in items
+    ]
     assert HisHook("his_test").acknowledge("GCS", "b1", results, chunk=10) == 25
     acks = httpx.get(f"{his}/_control/his/{F}/acks").json()
     latest = acks["latest"] if "latest" in acks else acks

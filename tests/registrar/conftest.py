@@ -12,15 +12,22 @@ from registrar import create_app, issue_token
 from registrar.server import run_in_thread
 from tests.core.records import birth, death
 
-MOTHER_ID = "001195012345"      # births 1-3 (Hà Nội, commune 00004)
-DECEASED_ID = "096048001234"    # death 1 (Cà Mau, commune 32014)
+MOTHER_ID = "001195012345"  # births 1-3 (Hà Nội, commune 00004)
+DECEASED_ID = "096048001234"  # death 1 (Cà Mau, commune 32014)
 
 
 def load(conn, records, kind, ref):
     batch = warehouse.create_batch(conn, source="his", source_ref=ref, kind=kind)
     conn.commit()
-    r = ingest(conn, batch_id=batch, kind=kind, source="his", source_ref=ref, records=records,
-               record_ids=[f"{kind}-{i}" for i in range(len(records))])
+    r = ingest(
+        conn,
+        batch_id=batch,
+        kind=kind,
+        source="his",
+        source_ref=ref,
+        records=records,
+        record_ids=[f"{kind}-{i}" for i in range(len(records))],
+    )
     assert r.refused == 0, r.refusals_by_rule
     return r
 
@@ -57,8 +64,7 @@ def secret(monkeypatch):
 @pytest.fixture
 def loaded(wh):
     """Births 1-3 (mother MOTHER_ID, Hà Nội 01/00004), birth 4 (another mother, commune 00008), deaths 1-2 (Cà Mau)."""
-    load(wh, [birth(1), birth(2), birth(3), birth(4, SO_CCCD_NND="001195067890", MAXA_CU_TRU="00008")],
-         "GCS", "01020")
+    load(wh, [birth(1), birth(2), birth(3), birth(4, SO_CCCD_NND="001195067890", MAXA_CU_TRU="00008")], "GCS", "01020")
     load(wh, [death(1), death(2, SO_GIAYTO="096048005678")], "GBT", "96025")
     wh.commit()
     return wh

@@ -23,8 +23,12 @@ def test_births_by_mother_id_give_record_sources_and_status(api, wh):
     assert item["cause_of_death"] is None and item["dhis2"] is None
     # audited: who, what, which certificates, the query kind and a hash of the ID, never the ID
     (a,) = api.audit(wh)
-    assert (a["actor"], a["action"], a["query_kind"], a["outcome"]) == ("hn.hotich1", "lookup_mother_id",
-                                                                         "mother_id", "ok")
+    assert (a["actor"], a["action"], a["query_kind"], a["outcome"]) == (
+        "hn.hotich1",
+        "lookup_mother_id",
+        "mother_id",
+        "ok",
+    )
     assert sorted(a["cert_ids"]) == sorted(i["cert_id"] for i in body["items"])
     assert a["query_hash"] == hashlib.sha256(pepper(wh) + MOTHER_ID.encode()).hexdigest()
     assert str(a["client_addr"]) == "127.0.0.1"
@@ -45,14 +49,19 @@ def test_death_by_deceased_id_gives_the_cause_of_death(api, wh):
 def test_by_number_date_and_facility_for_either_kind(api, wh):
     hn, cm = api.client(api.token()), api.client(api.token("cm.hotich", "UBND phường An Xuyên", "96"))
     with hn, cm:
-        short = hn.post("/api/v1/lookup/by-number", json={"number": "2", "issued_on": "2025-11-10",
-                                                          "facility": "01020"})
-        full = hn.post("/api/v1/lookup/by-number", json={"number": "00002.GCS.01020.25", "issued_on": "2025-11-10",
-                                                         "facility": "01020", "kind": "GCS"})
-        death = cm.post("/api/v1/lookup/by-number", json={"number": "2", "issued_on": "2025-11-03",
-                                                          "facility": "96025"})
-        wrong_date = hn.post("/api/v1/lookup/by-number", json={"number": "2", "issued_on": "2025-11-11",
-                                                               "facility": "01020"})
+        short = hn.post(
+            "/api/v1/lookup/by-number", json={"number": "2", "issued_on": "2025-11-10", "facility": "01020"}
+        )
+        full = hn.post(
+            "/api/v1/lookup/by-number",
+            json={"number": "00002.GCS.01020.25", "issued_on": "2025-11-10", "facility": "01020", "kind": "GCS"},
+        )
+        death = cm.post(
+            "/api/v1/lookup/by-number", json={"number": "2", "issued_on": "2025-11-03", "facility": "96025"}
+        )
+        wrong_date = hn.post(
+            "/api/v1/lookup/by-number", json={"number": "2", "issued_on": "2025-11-11", "facility": "01020"}
+        )
     assert [i["cert_key"] for i in short.json()["items"]] == ["00002.GCS.01020.25"]
     assert [i["cert_key"] for i in full.json()["items"]] == ["00002.GCS.01020.25"]
     assert [i["cert_key"] for i in death.json()["items"]] == ["00002.GBT.96025.25"]
@@ -66,21 +75,29 @@ def test_registrar_of_one_province_cannot_read_anothers_records(api, wh):
     with api.client(hanoi) as c:
         by_id = c.post("/api/v1/lookup/deaths", json={"deceased_id": DECEASED_ID})
         nobody = c.post("/api/v1/lookup/deaths", json={"deceased_id": "001090000001"})
-        by_number = c.post("/api/v1/lookup/by-number", json={"number": "1", "issued_on": "2025-11-03",
-                                                             "facility": "96025"})
+        by_number = c.post(
+            "/api/v1/lookup/by-number", json={"number": "1", "issued_on": "2025-11-03", "facility": "96025"}
+        )
         direct = c.get(f"/api/v1/certificates/{death_id}")
         missing = c.get("/api/v1/certificates/999999")
-        use = c.post(f"/api/v1/certificates/{death_id}/registration",
-                     json={"registration_no": "12/2025", "registered_on": "2025-11-20"})
+        use = c.post(
+            f"/api/v1/certificates/{death_id}/registration",
+            json={"registration_no": "12/2025", "registered_on": "2025-11-20"},
+        )
     # a record outside the scope answers exactly like one that does not exist
     assert {r.status_code for r in (by_id, nobody, by_number, direct, missing, use)} == {404}
     assert by_id.json() == nobody.json() == direct.json() == missing.json() == use.json()
     assert DECEASED_ID not in by_id.text and "96025" not in direct.text
     assert wh.execute("SELECT status FROM wh.certificate WHERE cert_id = %s", (death_id,)).fetchone() == ("received",)
     outcomes = [(a["action"], a["outcome"]) for a in api.audit(wh)]
-    assert outcomes == [("lookup_deceased_id", "not_found"), ("lookup_deceased_id", "not_found"),
-                        ("lookup_number", "not_found"), ("get_certificate", "not_found"),
-                        ("get_certificate", "not_found"), ("mark_used", "not_found")]
+    assert outcomes == [
+        ("lookup_deceased_id", "not_found"),
+        ("lookup_deceased_id", "not_found"),
+        ("lookup_number", "not_found"),
+        ("get_certificate", "not_found"),
+        ("get_certificate", "not_found"),
+        ("mark_used", "not_found"),
+    ]
     # the attempt on the other province's certificate is on record
     assert api.audit(wh)[3]["cert_ids"] == [death_id]
 

@@ -45,8 +45,11 @@ def client(base):
 def fetch_all(client, kind, fac=FAC, page_size=37, **params):
     items, page = [], 1
     while True:
-        r = client.get(f"/his/{fac}/api/v1/certificates", auth=auth(fac),
-                       params={"kind": kind, "page": page, "page_size": page_size, **params})
+        r = client.get(
+            f"/his/{fac}/api/v1/certificates",
+            auth=auth(fac),
+            params={"kind": kind, "page": page, "page_size": page_size, **params},
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["kind"] == kind and body["page"] == page and len(body["items"]) <= page_size
@@ -58,6 +61,7 @@ def fetch_all(client, kind, fac=FAC, page_size=37, **params):
 
 
 # ---------------------------------------------------------------- feed
+
 
 @pytest.mark.parametrize("kind", ["GCS", "GBT"])
 def test_paging_covers_feed_exactly_once(client, kind):
@@ -90,8 +94,13 @@ def test_auth_and_parameter_errors(client):
     for creds in (None, (FAC, "wrong"), auth("79034")):
         r = client.get(url, params={"kind": "GCS"}, auth=creds)
         assert r.status_code == 401 and r.json()["error"] == "unauthorized"
-    for params in ({"kind": "XYZ"}, {}, {"kind": "GCS", "page_size": 1001}, {"kind": "GCS", "page": 0},
-                   {"kind": "GCS", "updated_since": "yesterday"}):
+    for params in (
+        {"kind": "XYZ"},
+        {},
+        {"kind": "GCS", "page_size": 1001},
+        {"kind": "GCS", "page": 0},
+        {"kind": "GCS", "updated_since": "yesterday"},
+    ):
         r = client.get(url, params=params, auth=auth())
         assert r.status_code == 400 and set(r.json()) == {"error", "detail"}, params
     assert client.get("/his/99999/api/v1/certificates", params={"kind": "GCS"}).status_code == 404
@@ -125,10 +134,20 @@ def test_acknowledgements_are_stored(client):
     fac = "96025"
     items = fetch_all(client, "GCS", fac=fac, page_size=5)[:2]
     results = [
-        {"id": items[0]["id"], "status": "ACCEPTED", "outcome": "stored",
-         "certificate": items[0]["record"]["MA_GCS"], "errors": []},
-        {"id": items[1]["id"], "status": "REFUSED", "outcome": "refused", "certificate": None,
-         "errors": [{"field": "CAN_NANG_CON", "code": "WEIGHT_RANGE", "message": "..."}]},
+        {
+            "id": items[0]["id"],
+            "status": "ACCEPTED",
+            "outcome": "stored",
+            "certificate": items[0]["record"]["MA_GCS"],
+            "errors": [],
+        },
+        {
+            "id": items[1]["id"],
+            "status": "REFUSED",
+            "outcome": "refused",
+            "certificate": None,
+            "errors": [{"field": "CAN_NANG_CON", "code": "WEIGHT_RANGE", "message": "..."}],
+        },
     ]
     url = f"/his/{fac}/api/v1/acknowledgements"
     r = client.post(url, json={"kind": "GCS", "batch": "run-1", "results": results}, auth=auth(fac))
@@ -139,8 +158,11 @@ def test_acknowledgements_are_stored(client):
     assert acks["count"] == 2 and [a["batch"] for a in acks["all"]] == ["run-1", "run-2"]
     assert acks["latest"][items[0]["id"]]["outcome"] == "unchanged"
     assert acks["latest"][items[1]["id"]]["errors"][0]["code"] == "WEIGHT_RANGE"
-    for bad in ({"kind": "GCS"}, {"kind": "GCS", "batch": "x", "results": [{"id": "a", "status": "OK"}]},
-                {"kind": "GCS", "batch": "x", "results": [{**results[0], "status": "REFUSED"}]}):
+    for bad in (
+        {"kind": "GCS"},
+        {"kind": "GCS", "batch": "x", "results": [{"id": "a", "status": "OK"}]},
+        {"kind": "GCS", "batch": "x", "results": [{**results[0], "status": "REFUSED"}]},
+    ):
         r = client.post(url, json=bad, auth=auth(fac))
         assert r.status_code == 422 and r.json()["error"] == "invalid_body"
     assert client.post(url, content=b"not json", auth=auth(fac)).status_code == 422
@@ -179,11 +201,14 @@ def test_reset(base):
         assert r.status_code == 200 and r.json()["his"] == {"01020": {"GCS": 12, "GBT": 12}}  # + 1 dup + 1 resubmission
         assert c.get("/_control/his/79034/acks").status_code == 404
         assert c.post("/_control/reset", json={"bogus": 1}).status_code == 422
-        c.post("/_control/reset", json={"births": OPTS["births"], "deaths": OPTS["deaths"],
-                                        "facilities": list(refdata.PILOT_FACILITIES)})
+        c.post(
+            "/_control/reset",
+            json={"births": OPTS["births"], "deaths": OPTS["deaths"], "facilities": list(refdata.PILOT_FACILITIES)},
+        )
 
 
 # ---------------------------------------------------------------- generator
+
 
 def test_generator_is_deterministic():
     a = generate_deaths(40, facility="79034", seed=3, now=NOW)
@@ -249,8 +274,18 @@ def test_valid_deaths_are_consistent():
         assert r["NGAYGIO_VV"] < r["NGAY_TV"] and 0 <= (_d(r["NGAY_CAPGIAYBT"]) - died.date()).days <= 1
         assert 0 <= died.year - _d(r["NGAY_SINH"]).year <= 101
         _check_id(r["SO_GIAYTO"], r["GIOI_TINH"] == "1", int(r["NGAY_SINH"][:4]))
-        assert r["BENH_ICD10_ID"].upper() in {"I21.9", "I64", "J18.9", "C34.9", "E11.9", "R54", "A41.9",
-                                              "K74.6", "J44.9", "V89.2"}
+        assert r["BENH_ICD10_ID"].upper() in {
+            "I21.9",
+            "I64",
+            "J18.9",
+            "C34.9",
+            "E11.9",
+            "R54",
+            "A41.9",
+            "K74.6",
+            "J44.9",
+            "V89.2",
+        }
         if batch.messy.get(e["id"]) != "NFD":
             assert r["HO_TEN"].strip() == r["HO_TEN"].strip().upper()
         _check_place(r["MATINH_THUONGTRU"], r["MAHUYEN_THUONGTRU"], r["MAXA_THUONGTRU"], r["NGAY_CAPGIAYBT"])

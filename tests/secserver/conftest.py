@@ -9,8 +9,15 @@ from sandbox.secserver import MADONVI, SESSION
 
 
 def secserver_conn(url: str, **extra) -> str:
-    return json.dumps({"conn_type": "http", "host": f"{url}/secserver", "login": MADONVI, "password": SESSION,
-                       "extra": {"attempts": 3, "backoff": 0.01, "timeout": 5, **extra}})
+    return json.dumps(
+        {
+            "conn_type": "http",
+            "host": f"{url}/secserver",
+            "login": MADONVI,
+            "password": SESSION,
+            "extra": {"attempts": 3, "backoff": 0.01, "timeout": 5, **extra},
+        }
+    )
 
 
 @pytest.fixture

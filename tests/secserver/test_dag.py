@@ -38,22 +38,31 @@ def test_daily_refresh_loads_records_history_and_survives_a_malformed_answer(dag
     assert directory(wh) == {e["MACOQUAN"]: e["DSTCODE"] for e in GUIDE_DIRECTORY}
 
     # 2. Hà Giang's security server changes: the current mapping follows, the history keeps the old one
-    dag_env.directory([{**e, "DSTCODE": "VN:GOV:000.00.00.H22:hagiangvdxpsvc02"} if e["MACOQUAN"] == H22 else e
-                       for e in GUIDE_DIRECTORY])
+    dag_env.directory(
+        [
+            {**e, "DSTCODE": "VN:GOV:000.00.00.H22:hagiangvdxpsvc02"} if e["MACOQUAN"] == H22 else e
+            for e in GUIDE_DIRECTORY
+        ]
+    )
     assert run_dag().state == "success"
     assert directory(wh)[H22] == "VN:GOV:000.00.00.H22:hagiangvdxpsvc02"
-    assert wh.execute("SELECT change, old_dstcode, dstcode FROM wh.secserver_directory_history WHERE macoquan = %s "
-                      "ORDER BY history_id", (H22,)).fetchall() == [
+    assert wh.execute(
+        "SELECT change, old_dstcode, dstcode FROM wh.secserver_directory_history WHERE macoquan = %s "
+        "ORDER BY history_id",
+        (H22,),
+    ).fetchall() == [
         ("appeared", None, "VN:GOV:000.00.00.H22:hagiangvdxpsvc01"),
-        ("changed", "VN:GOV:000.00.00.H22:hagiangvdxpsvc01", "VN:GOV:000.00.00.H22:hagiangvdxpsvc02")]
+        ("changed", "VN:GOV:000.00.00.H22:hagiangvdxpsvc01", "VN:GOV:000.00.00.H22:hagiangvdxpsvc02"),
+    ]
     before = wh.execute("SELECT * FROM wh.secserver_directory ORDER BY macoquan").fetchall()
 
     # 3. a malformed answer (the guide's own cut JSON) fails the run and leaves the directory as it was
     dag_env.fault(answer="broken_json", count=3)
     assert run_dag().state == "failed"
     assert wh.execute("SELECT * FROM wh.secserver_directory ORDER BY macoquan").fetchall() == before
-    run_id, status, code = wh.execute("SELECT run_id, status, reason_code FROM wh.secserver_directory_refresh "
-                                      "ORDER BY refresh_id DESC").fetchone()
+    run_id, status, code = wh.execute(
+        "SELECT run_id, status, reason_code FROM wh.secserver_directory_refresh ORDER BY refresh_id DESC"
+    ).fetchone()
     assert (status, code) == ("rejected", "SS_DIR_NOT_JSON") and run_id.startswith("secserver_directory/")
     out = capfd.readouterr()
     assert "SS_DIR_NOT_JSON" in out.out + out.err  # the reason is in the task log

@@ -15,8 +15,12 @@ def current(wh):
 
 
 def history(wh):
-    return [r for r in wh.execute("SELECT macoquan, change, old_dstcode, dstcode FROM wh.secserver_directory_history "
-                                  "ORDER BY history_id")]
+    return [
+        r
+        for r in wh.execute(
+            "SELECT macoquan, change, old_dstcode, dstcode FROM wh.secserver_directory_history ORDER BY history_id"
+        )
+    ]
 
 
 def refreshes(wh):
@@ -49,29 +53,43 @@ def test_changes_appearances_and_disappearances_are_recorded(control, warehouse_
             e["DSTCODE"] = "VN:GOV:000.00.00.H22:hagiangvdxpsvc02"
         if e["MACOQUAN"] == "000.00.00.G04":
             e["TENCOQUAN"] = "Bộ Xây dựng"
-    entries.append({"MACOQUAN": "000.00.00.H29", "TENCOQUAN": "UBND thành phố Hà Nội",
-                    "DSTCODE": "VN:GOV:000.00.00.H29:hanoivdxpsvc01"})
+    entries.append(
+        {
+            "MACOQUAN": "000.00.00.H29",
+            "TENCOQUAN": "UBND thành phố Hà Nội",
+            "DSTCODE": "VN:GOV:000.00.00.H29:hanoivdxpsvc01",
+        }
+    )
     control.directory(entries)
     counts = refresh_directory("secserver_default", warehouse_dsn)
     assert {k: counts[k] for k in ("appeared", "changed", "renamed", "disappeared")} == {
-        "appeared": 1, "changed": 1, "renamed": 1, "disappeared": 1}
+        "appeared": 1,
+        "changed": 1,
+        "renamed": 1,
+        "disappeared": 1,
+    }
     now = current(wh)
     assert now[H22][1] == "VN:GOV:000.00.00.H22:hagiangvdxpsvc02"
     assert now["000.00.00.G04"][0] == "Bộ Xây dựng" and "000.00.00.G08" not in now and "000.00.00.H29" in now
-    assert history(wh)[len(GUIDE_DIRECTORY):] == [
+    assert history(wh)[len(GUIDE_DIRECTORY) :] == [
         ("000.00.00.H29", "appeared", None, "VN:GOV:000.00.00.H29:hanoivdxpsvc01"),
         (H22, "changed", "VN:GOV:000.00.00.H22:hagiangvdxpsvc01", "VN:GOV:000.00.00.H22:hagiangvdxpsvc02"),
         ("000.00.00.G04", "renamed", "VN:GOV:000.00.00.G04:g04ss01", "VN:GOV:000.00.00.G04:g04ss01"),
         ("000.00.00.G08", "disappeared", "VN:GOV:000.00.00.G08:g08ss01", None),
     ]
-    assert wh.execute("SELECT valid_from > %s FROM wh.secserver_directory WHERE macoquan = %s",
-                      (valid_from, H22)).fetchone()[0]
+    assert wh.execute(
+        "SELECT valid_from > %s FROM wh.secserver_directory WHERE macoquan = %s", (valid_from, H22)
+    ).fetchone()[0]
 
     # an agency that comes back appears again
     control.directory(GUIDE_DIRECTORY)
     refresh_directory("secserver_default", warehouse_dsn)
-    assert {h[:2] for h in history(wh)[-4:]} == {("000.00.00.G08", "appeared"), (H22, "changed"),
-                                                 ("000.00.00.G04", "renamed"), ("000.00.00.H29", "disappeared")}
+    assert {h[:2] for h in history(wh)[-4:]} == {
+        ("000.00.00.G08", "appeared"),
+        (H22, "changed"),
+        ("000.00.00.G04", "renamed"),
+        ("000.00.00.H29", "disappeared"),
+    }
     assert current(wh) == guide()
 
 
@@ -81,8 +99,14 @@ BAD_ANSWERS = [
     ({"answer": "missing_keys"}, "SS_DIR_SHAPE"),
     ({"answer": "no_result"}, "SS_DIR_SHAPE"),
     ({"answer": "raw", "body": '{"result": {"MACOQUAN": "000.00.00.G01"}}'}, "SS_DIR_SHAPE"),
-    ({"answer": "raw", "body": '{"result": [{"MACOQUAN": "000.00.00.G01", "TENCOQUAN": "Bộ Công an", '
-                               '"DSTCODE": "khong-phai-dstcode"}]}'}, "SS_DIR_DSTCODE"),
+    (
+        {
+            "answer": "raw",
+            "body": '{"result": [{"MACOQUAN": "000.00.00.G01", "TENCOQUAN": "Bộ Công an", '
+            '"DSTCODE": "khong-phai-dstcode"}]}',
+        },
+        "SS_DIR_DSTCODE",
+    ),
     ({"answer": "broken_json", "count": 3}, "SS_DIR_NOT_JSON"),  # the guide's own sample is cut JSON
     ({"answer": "not_json", "count": 3}, "SS_DIR_NOT_JSON"),
     ({"status": 503, "count": 3}, "SS_DIR_UNAVAILABLE"),
@@ -90,8 +114,9 @@ BAD_ANSWERS = [
 ]
 
 
-@pytest.mark.parametrize("fault, code", BAD_ANSWERS, ids=[f"{c}-{f.get('answer') or f.get('status') or 'timeout'}"
-                                                          for f, c in BAD_ANSWERS])
+@pytest.mark.parametrize(
+    "fault, code", BAD_ANSWERS, ids=[f"{c}-{f.get('answer') or f.get('status') or 'timeout'}" for f, c in BAD_ANSWERS]
+)
 def test_a_bad_answer_never_wipes_the_directory(control, ss, monkeypatch, warehouse_dsn, wh, fault, code):
     refresh_directory("secserver_default", warehouse_dsn)
     if fault.get("delay_seconds"):
@@ -104,7 +129,8 @@ def test_a_bad_answer_never_wipes_the_directory(control, ss, monkeypatch, wareho
     assert wh.execute("SELECT * FROM wh.secserver_directory ORDER BY macoquan").fetchall() == before
     assert len(history(wh)) == len(GUIDE_DIRECTORY)
     status, reason_code, reason = wh.execute(
-        "SELECT status, reason_code, reason FROM wh.secserver_directory_refresh ORDER BY refresh_id DESC").fetchone()
+        "SELECT status, reason_code, reason FROM wh.secserver_directory_refresh ORDER BY refresh_id DESC"
+    ).fetchone()
     assert (status, reason_code) == ("failed" if code == "SS_DIR_UNAVAILABLE" else "rejected", code)
     assert reason.startswith(code) and "giữ nguyên danh mục" in reason
 

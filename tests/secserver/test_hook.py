@@ -29,8 +29,11 @@ GUIDE_REQUEST = {
 def test_directory_returns_the_guides_answer_with_credentials_in_the_body_only(control):
     answer = SecServerHook().directory()
     assert answer == {"result": GUIDE_DIRECTORY}
-    assert answer["result"][0] == {"MACOQUAN": "000.00.00.G01", "TENCOQUAN": "Bộ Công an",
-                                   "DSTCODE": "VN:COM:0108212803:DVCTYBXDNTL"}
+    assert answer["result"][0] == {
+        "MACOQUAN": "000.00.00.G01",
+        "TENCOQUAN": "Bộ Công an",
+        "DSTCODE": "VN:COM:0108212803:DVCTYBXDNTL",
+    }
     seen = control.requests()["last"]["directory"]
     assert seen["keys"] == ["madonvi", "service", "session"]
     assert seen["authorization_header"] is False  # login/password are not sent as HTTP Basic
@@ -53,8 +56,9 @@ def test_5xx_beyond_the_attempts_fails_clearly(control):
 
 
 def test_wrong_session_fails_at_once_and_the_session_is_never_logged(control, ss, monkeypatch, caplog, capfd):
-    monkeypatch.setenv("AIRFLOW_CONN_SECSERVER_BAD", json.dumps(
-        {**json.loads(secserver_conn(ss)), "password": "wrong-secret-token"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SECSERVER_BAD", json.dumps({**json.loads(secserver_conn(ss)), "password": "wrong-secret-token"})
+    )
     caplog.set_level(logging.DEBUG)
     with pytest.raises(SourceRejected, match="HTTP 401") as e:
         SecServerHook("secserver_bad").directory()
@@ -79,10 +83,13 @@ def test_papers_lookup_sends_the_guides_request_and_reads_the_guides_answer(cont
     assert papers == GUIDE_PAPERS_ANSWER["result"]["DanhSachGiayToKetQua"]
     assert [p["TenGiayTo"] for p in papers] == ["Giấy khai sinh", "Giấy chứng minh nhân dân"]
     assert [f["DuongDan"] for p in papers for f in p["DanhSachTepDinhKem"]] == [
-        "https://abc.gov.vn/123.pdf", "https://abc.gov.vn/124.pdf"]
+        "https://abc.gov.vn/123.pdf",
+        "https://abc.gov.vn/124.pdf",
+    ]
     seen = control.requests()["last"]["papers"]
-    assert seen["query_string"] == ("dstcode=VN:GOV:000.00.00.G22:vpccpdvcqgsub01"
-                                    "&providerurl=https://apigiaytocanhan.dichvucong.gov.vn")
+    assert seen["query_string"] == (
+        "dstcode=VN:GOV:000.00.00.G22:vpccpdvcqgsub01&providerurl=https://apigiaytocanhan.dichvucong.gov.vn"
+    )
     assert seen["body"] == GUIDE_REQUEST and seen["authorized"]
 
 
@@ -94,20 +101,26 @@ def test_papers_error_code_other_than_0_is_an_error(control):
     assert "013419012" not in str(e.value)
 
 
-@pytest.mark.parametrize("answer, expected", [
-    ({"errorCode": 0, "message": "Successfully", "result": {"DanhSachGiayToKetQua": []}}, []),
-    ({"errorCode": "0", "message": "Successfully", "result": None}, []),
-])
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ({"errorCode": 0, "message": "Successfully", "result": {"DanhSachGiayToKetQua": []}}, []),
+        ({"errorCode": "0", "message": "Successfully", "result": None}, []),
+    ],
+)
 def test_papers_nothing_found_is_an_empty_list(control, answer, expected):
     control.papers(answer)
     assert SecServerHook().papers(GUIDE_REQUEST) == expected
 
 
-@pytest.mark.parametrize("answer", [
-    {"message": "Successfully"},
-    {"errorCode": "0", "result": {"DanhSachGiayToKetQua": "none"}},
-    ["not", "an", "object"],
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"message": "Successfully"},
+        {"errorCode": "0", "result": {"DanhSachGiayToKetQua": "none"}},
+        ["not", "an", "object"],
+    ],
+)
 def test_papers_answer_without_the_documented_shape_is_an_error(control, answer):
     control.papers(answer)
     with pytest.raises(PapersError, match="PAPERS_ANSWER"):
@@ -124,19 +137,24 @@ def _without(**changes):
     return req
 
 
-@pytest.mark.parametrize("request_, reasons", [
-    (_without(MaThuTuc=None), {("MaThuTuc", "REQUIRED")}),
-    (_without(MaThuTuc="thủ tục 1"), {("MaThuTuc", "CODE_FORMAT")}),
-    (_without(DanhSachDanhMucKetQua=[]), {("DanhSachDanhMucKetQua", "PAPERS_RESULTS")}),
-    (_without(DanhSachDanhMucKetQua=[{"SoKyHieu": "1"}]), {("DanhSachDanhMucKetQua[0].MaKetQua", "REQUIRED")}),
-    (_without(SoDinhDanhChuSoHuu="01341901"), {("SoDinhDanhChuSoHuu", "PAPERS_OWNER_ID")}),
-    (_without(KenhThucHien=1), {("KenhThucHien", "NOT_TEXT")}),
-    (_without(KenhThucHien="4"), {("KenhThucHien", "PAPERS_CHANNEL")}),
-    (_without(HoTenNguoiYeuCau=None, SoDinhDanhNguoiYeuCau=None),
-     {("HoTenNguoiYeuCau", "PAPERS_OFFICER"), ("SoDinhDanhNguoiYeuCau", "PAPERS_OFFICER")}),
-    (_without(SoDinhDanhNguoiYeuCau="12ab"), {("SoDinhDanhNguoiYeuCau", "PAPERS_OFFICER_ID")}),
-    (_without(MaThuTic="1.001193"), {("MaThuTic", "UNKNOWN_FIELD")}),
-])
+@pytest.mark.parametrize(
+    "request_, reasons",
+    [
+        (_without(MaThuTuc=None), {("MaThuTuc", "REQUIRED")}),
+        (_without(MaThuTuc="thủ tục 1"), {("MaThuTuc", "CODE_FORMAT")}),
+        (_without(DanhSachDanhMucKetQua=[]), {("DanhSachDanhMucKetQua", "PAPERS_RESULTS")}),
+        (_without(DanhSachDanhMucKetQua=[{"SoKyHieu": "1"}]), {("DanhSachDanhMucKetQua[0].MaKetQua", "REQUIRED")}),
+        (_without(SoDinhDanhChuSoHuu="01341901"), {("SoDinhDanhChuSoHuu", "PAPERS_OWNER_ID")}),
+        (_without(KenhThucHien=1), {("KenhThucHien", "NOT_TEXT")}),
+        (_without(KenhThucHien="4"), {("KenhThucHien", "PAPERS_CHANNEL")}),
+        (
+            _without(HoTenNguoiYeuCau=None, SoDinhDanhNguoiYeuCau=None),
+            {("HoTenNguoiYeuCau", "PAPERS_OFFICER"), ("SoDinhDanhNguoiYeuCau", "PAPERS_OFFICER")},
+        ),
+        (_without(SoDinhDanhNguoiYeuCau="12ab"), {("SoDinhDanhNguoiYeuCau", "PAPERS_OFFICER_ID")}),
+        (_without(MaThuTic="1.001193"), {("MaThuTic", "UNKNOWN_FIELD")}),
+    ],
+)
 def test_invalid_papers_requests_fail_clearly_before_any_call(control, request_, reasons):
     with pytest.raises(PapersRequestInvalid) as e:
         SecServerHook().papers(request_)
@@ -150,5 +168,8 @@ def test_online_channel_needs_no_officer(control):
     papers = SecServerHook().papers(_without(KenhThucHien="2", HoTenNguoiYeuCau=None, SoDinhDanhNguoiYeuCau=None))
     assert len(papers) == 2
     assert control.requests()["last"]["papers"]["body"] == {
-        "MaThuTuc": "1.001193", "DanhSachDanhMucKetQua": GUIDE_REQUEST["DanhSachDanhMucKetQua"],
-        "SoDinhDanhChuSoHuu": "013419012", "KenhThucHien": "2"}
+        "MaThuTuc": "1.001193",
+        "DanhSachDanhMucKetQua": GUIDE_REQUEST["DanhSachDanhMucKetQua"],
+        "SoDinhDanhChuSoHuu": "013419012",
+        "KenhThucHien": "2",
+    }

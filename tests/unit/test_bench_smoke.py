@@ -25,8 +25,7 @@ def test_bench_counts(pg_server):
         bad = results["first_load"]["bad"]
         assert 0 < bad < N * 0.05  # the generator's own ~1 % bad records
         assert results["first_load"]["counts"] == {"stored": N - bad, "updated": 0, "unchanged": 0, "refused": bad}
-        assert results["unchanged_rerun"]["counts"] == {"stored": 0, "updated": 0, "unchanged": N - bad,
-                                                        "refused": bad}
+        assert results["unchanged_rerun"]["counts"] == {"stored": 0, "updated": 0, "unchanged": N - bad, "refused": bad}
         changed = results["changed_10pct"]
         assert changed["counts"] == changed["expected"]
         assert N // 10 - N // 100 - bad <= changed["counts"]["updated"] <= N // 10 - N // 100

@@ -42,10 +42,24 @@ log = logging.getLogger(__name__)
 
 # Where the identifying columns of each kind come from.
 KEYS = {
-    "GCS": {"key": "MA_GCS", "facility": "MA_CSKCB", "issued": "NGAY_CT", "person": "SO_CCCD_NND",
-            "event": "NGAY_SINH_CON", "fallback": ("MA_CSKCB", "QUYEN_SO", "SO", "NGAY_CT"), "prefix": "XML9"},
-    "GBT": {"key": "MA_GBT", "facility": "MACSKCB", "issued": "NGAY_CAPGIAYBT", "person": "SO_GIAYTO",
-            "event": "NGAY_TV", "fallback": ("MACSKCB", "QUYEN_SO", "SO_BAOTU", "NGAY_CAPGIAYBT"), "prefix": "GBTSO"},
+    "GCS": {
+        "key": "MA_GCS",
+        "facility": "MA_CSKCB",
+        "issued": "NGAY_CT",
+        "person": "SO_CCCD_NND",
+        "event": "NGAY_SINH_CON",
+        "fallback": ("MA_CSKCB", "QUYEN_SO", "SO", "NGAY_CT"),
+        "prefix": "XML9",
+    },
+    "GBT": {
+        "key": "MA_GBT",
+        "facility": "MACSKCB",
+        "issued": "NGAY_CAPGIAYBT",
+        "person": "SO_GIAYTO",
+        "event": "NGAY_TV",
+        "fallback": ("MACSKCB", "QUYEN_SO", "SO_BAOTU", "NGAY_CAPGIAYBT"),
+        "prefix": "GBTSO",
+    },
 }
 _LOCK_IDS = {"GCS": 7_261_001, "GBT": 7_261_002}
 
@@ -138,8 +152,19 @@ CREATE TEMP TABLE _stage (
 ) ON COMMIT DROP
 """
 
-STAGE_COLS = ("cert_id", "row_no", "source_record_id", "facility_code", "issued_on", "person_id", "event_at",
-              "record", "content_hash", "raw_hash", "outcome")
+STAGE_COLS = (
+    "cert_id",
+    "row_no",
+    "source_record_id",
+    "facility_code",
+    "issued_on",
+    "person_id",
+    "event_at",
+    "record",
+    "content_hash",
+    "raw_hash",
+    "outcome",
+)
 
 APPLY_KNOWN_SQL = """
 WITH hist AS (
@@ -177,12 +202,17 @@ SET source_record_id = EXCLUDED.source_record_id, content_hash = EXCLUDED.conten
     raw_hash = EXCLUDED.raw_hash, last_batch_id = EXCLUDED.last_batch_id, last_seen_at = now()
 """
 
-CERT_COPY = ("COPY wh.certificate (cert_id, kind, cert_key, facility_code, issued_on, person_id, event_at, record, "
-             "content_hash, first_batch_id, last_batch_id, last_source) FROM STDIN")
-SOURCE_COPY = ("COPY wh.certificate_source (cert_id, source, source_ref, source_record_id, content_hash, raw_hash, "
-               "first_batch_id, last_batch_id) FROM STDIN")
-OUTCOME_COPY = ("COPY wh.batch_record (batch_id, row_no, source_record_id, cert_key, cert_id, outcome, reasons) "
-                "FROM STDIN")
+CERT_COPY = (
+    "COPY wh.certificate (cert_id, kind, cert_key, facility_code, issued_on, person_id, event_at, record, "
+    "content_hash, first_batch_id, last_batch_id, last_source) FROM STDIN"
+)
+SOURCE_COPY = (
+    "COPY wh.certificate_source (cert_id, source, source_ref, source_record_id, content_hash, raw_hash, "
+    "first_batch_id, last_batch_id) FROM STDIN"
+)
+OUTCOME_COPY = (
+    "COPY wh.batch_record (batch_id, row_no, source_record_id, cert_key, cert_id, outcome, reasons) FROM STDIN"
+)
 
 
 # Fields of a staged (valid, to be applied) record.
@@ -206,11 +236,14 @@ class Prepared:
     earlier: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row_no, key, hash): superseded copies
 
 
-def lookup_resent(conn: psycopg.Connection, *, kind: str, source: str, source_ref: str,
-                  raws: Sequence[bytes]) -> dict[bytes, tuple]:
+def lookup_resent(
+    conn: psycopg.Connection, *, kind: str, source: str, source_ref: str, raws: Sequence[bytes]
+) -> dict[bytes, tuple]:
     """Raw hashes this source already sent for stored certificates: those records need no new work."""
-    return {h: (cert_id, key, chash) for h, cert_id, key, chash in conn.execute(
-        RESENT_SQL, (source, source_ref, list(set(raws)), kind))}
+    return {
+        h: (cert_id, key, chash)
+        for h, cert_id, key, chash in conn.execute(RESENT_SQL, (source, source_ref, list(set(raws)), kind))
+    }
 
 
 @contextmanager
@@ -226,9 +259,17 @@ def _gc_paused():
             gc.enable()
 
 
-def prepare(*, kind: str, source: str, source_ref: str, records: Sequence[Mapping],
-            record_ids: Sequence[str | None] | None = None, refusals: Mapping[int, list[dict]] | None = None,
-            raws: list[bytes] | None = None, resent: dict[bytes, tuple] | None = None) -> Prepared:
+def prepare(
+    *,
+    kind: str,
+    source: str,
+    source_ref: str,
+    records: Sequence[Mapping],
+    record_ids: Sequence[str | None] | None = None,
+    refusals: Mapping[int, list[dict]] | None = None,
+    raws: list[bytes] | None = None,
+    resent: dict[bytes, tuple] | None = None,
+) -> Prepared:
     """Normalise, validate, hash and de-duplicate one batch (no database work)."""
     with _gc_paused():
         return _prepare(kind, source, source_ref, records, record_ids, refusals, raws, resent)
@@ -265,8 +306,18 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
         prev = staged.get(key)
         if prev is not None:
             earlier.append((prev[ROW], key, prev[HASH]))
-        staged[key] = (i + 1, ids[i], key, row.get(fk), _iso_date(row.get(ik)), row.get(pk), _iso_ts(row.get(ek)),
-                       doc.decode(), h, raws[i])
+        staged[key] = (
+            i + 1,
+            ids[i],
+            key,
+            row.get(fk),
+            _iso_date(row.get(ik)),
+            row.get(pk),
+            _iso_ts(row.get(ek)),
+            doc.decode(),
+            h,
+            raws[i],
+        )
     if resent:
         # A re-sent record (identical to what is stored) that comes after a different copy of the same
         # certificate in this batch wins: the earlier copy must not overwrite it.
@@ -282,8 +333,19 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
     for row_no, key, h in earlier:
         if key not in staged or h != staged[key][HASH]:
             reasons[row_no - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
-    return Prepared(kind=kind, source=source, source_ref=source_ref, records=records, ids=ids, raws=raws,
-                    resent=resent, rows=rows, reasons=reasons, staged=staged, earlier=earlier)
+    return Prepared(
+        kind=kind,
+        source=source,
+        source_ref=source_ref,
+        records=records,
+        ids=ids,
+        raws=raws,
+        resent=resent,
+        rows=rows,
+        reasons=reasons,
+        staged=staged,
+        earlier=earlier,
+    )
 
 
 def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
@@ -310,8 +372,9 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
             cert_ids = listed or range(lo, hi + 1)
             with conn.cursor().copy(CERT_COPY) as copy:
                 for cid, t in zip(cert_ids, new, strict=True):
-                    copy.write_row((cid, kind, t[KEY], t[FAC], t[ISS], t[PER], t[EVT], t[DOC], t[HASH],
-                                    batch_id, batch_id, source))
+                    copy.write_row(
+                        (cid, kind, t[KEY], t[FAC], t[ISS], t[PER], t[EVT], t[DOC], t[HASH], batch_id, batch_id, source)
+                    )
             with conn.cursor().copy(SOURCE_COPY) as copy:
                 for cid, t in zip(cert_ids, new, strict=True):
                     copy.write_row((cid, source, source_ref, t[RID], t[HASH], t[RAW], batch_id, batch_id))
@@ -344,8 +407,7 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
         resent_rows = [i for i in range(n) if raws[i] in resent and not reasons[i]] if resent else []
         resent_ids = sorted({resent[raws[i]][0] for i in resent_rows})
         if resent_ids:
-            conn.execute(TOUCH_SQL, {"batch": batch_id, "ids": resent_ids, "source": source,
-                                     "source_ref": source_ref})
+            conn.execute(TOUCH_SQL, {"batch": batch_id, "ids": resent_ids, "source": source, "source_ref": source_ref})
         for i in resent_rows:
             cert_id, key, _ = resent[raws[i]]
             outcomes.append((batch_id, i + 1, p.ids[i], key, cert_id, "unchanged", None))
@@ -370,47 +432,101 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
             with conn.cursor().copy("COPY wh.refused_record (batch_id, row_no, payload) FROM STDIN") as copy:
                 for i in refused:
                     rec = p.records[i]
-                    copy.write_row((batch_id, i + 1, json.dumps(dict(rec) if isinstance(rec, Mapping) else
-                                                                {"value": rec}, ensure_ascii=False, default=str)))
+                    copy.write_row(
+                        (
+                            batch_id,
+                            i + 1,
+                            json.dumps(
+                                dict(rec) if isinstance(rec, Mapping) else {"value": rec},
+                                ensure_ascii=False,
+                                default=str,
+                            ),
+                        )
+                    )
         result.stored, result.updated = counts["stored"], counts["updated"]
         result.unchanged, result.refused = counts["unchanged"], counts["refused"]
         result.refusals_by_rule = dict(sorted(rules.items()))
         conn.execute(
             "UPDATE wh.ingest_batch SET status = 'ingested', ingested_at = now(), received = %s, stored = %s, "
             "updated = %s, unchanged = %s, refused = %s, refusals_by_rule = %s WHERE batch_id = %s",
-            (result.received, result.stored, result.updated, result.unchanged, result.refused,
-             Jsonb(result.refusals_by_rule), batch_id))
-    log.info("batch %s (%s %s/%s): %s", batch_id, kind, source, source_ref,
-             {k: v for k, v in result.summary().items() if k not in ("batch_id", "kind")})
+            (
+                result.received,
+                result.stored,
+                result.updated,
+                result.unchanged,
+                result.refused,
+                Jsonb(result.refusals_by_rule),
+                batch_id,
+            ),
+        )
+    log.info(
+        "batch %s (%s %s/%s): %s",
+        batch_id,
+        kind,
+        source,
+        source_ref,
+        {k: v for k, v in result.summary().items() if k not in ("batch_id", "kind")},
+    )
     return result
 
 
-def ingest(conn: psycopg.Connection, *, batch_id: int, kind: str, source: str, source_ref: str,
-           records: Sequence[Mapping], record_ids: Sequence[str | None] | None = None,
-           refusals: Mapping[int, list[dict]] | None = None) -> BatchResult:
+def ingest(
+    conn: psycopg.Connection,
+    *,
+    batch_id: int,
+    kind: str,
+    source: str,
+    source_ref: str,
+    records: Sequence[Mapping],
+    record_ids: Sequence[str | None] | None = None,
+    refusals: Mapping[int, list[dict]] | None = None,
+) -> BatchResult:
     """Normalise, validate and upsert one batch in one transaction. Returns counts (no personal data).
 
     `refusals`: reasons an adapter found itself (e.g. a file row of another facility), by record index;
     such a record is refused with them, in addition to what validation finds.
     """
-    p = _hash_lookup_prepare(conn, kind=kind, source=source, source_ref=source_ref, records=records,
-                             record_ids=record_ids, refusals=refusals)
+    p = _hash_lookup_prepare(
+        conn, kind=kind, source=source, source_ref=source_ref, records=records, record_ids=record_ids, refusals=refusals
+    )
     return apply(conn, batch_id, p)
 
 
-def _hash_lookup_prepare(conn: psycopg.Connection | None, *, kind: str, source: str, source_ref: str,
-                         records: Sequence[Mapping], record_ids: Sequence[str | None] | None = None,
-                         refusals: Mapping[int, list[dict]] | None = None) -> Prepared:
+def _hash_lookup_prepare(
+    conn: psycopg.Connection | None,
+    *,
+    kind: str,
+    source: str,
+    source_ref: str,
+    records: Sequence[Mapping],
+    record_ids: Sequence[str | None] | None = None,
+    refusals: Mapping[int, list[dict]] | None = None,
+) -> Prepared:
     """Raw hashes, the look-up of what this source re-sent (skipped when `conn` is None), then prepare()."""
     with _gc_paused():
         raws = [raw_hash(r) for r in records]
     resent = lookup_resent(conn, kind=kind, source=source, source_ref=source_ref, raws=raws) if conn else {}
-    return prepare(kind=kind, source=source, source_ref=source_ref, records=records, record_ids=record_ids,
-                   refusals=refusals, raws=raws, resent=resent)
+    return prepare(
+        kind=kind,
+        source=source,
+        source_ref=source_ref,
+        records=records,
+        record_ids=record_ids,
+        refusals=refusals,
+        raws=raws,
+        resent=resent,
+    )
 
 
-def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[str | None] | None, dict]], *,
-                  kind: str, source: str, source_ref: str, run_id: str | None = None) -> Iterator[BatchResult]:
+def ingest_stream(
+    dsn: str,
+    batches: Iterable[tuple[Sequence[Mapping], Sequence[str | None] | None, dict]],
+    *,
+    kind: str,
+    source: str,
+    source_ref: str,
+    run_id: str | None = None,
+) -> Iterator[BatchResult]:
     """Ingest many batches of one source in order (a backfill): each is its own batch and transaction.
 
     While the database applies batch N (a worker thread waiting on PostgreSQL), this thread normalises and
@@ -419,22 +535,34 @@ def ingest_stream(dsn: str, batches: Iterable[tuple[Sequence[Mapping], Sequence[
     """
     from certpipe import warehouse
 
-    with warehouse.connect(dsn) as side, warehouse.connect(dsn) as conn, \
-            ThreadPoolExecutor(1, thread_name_prefix="certpipe-apply") as pool:
+    with (
+        warehouse.connect(dsn) as side,
+        warehouse.connect(dsn) as conn,
+        ThreadPoolExecutor(1, thread_name_prefix="certpipe-apply") as pool,
+    ):
         side.autocommit = True
         # A source's first backfill has nothing to skip: no look-up of re-sent records (a record re-sent within
         # the stream still comes out unchanged, by its content).
-        fresh = not side.execute("SELECT EXISTS (SELECT FROM wh.certificate_source WHERE source = %s AND "
-                                 "source_ref = %s)", (source, source_ref)).fetchone()[0]
+        fresh = not side.execute(
+            "SELECT EXISTS (SELECT FROM wh.certificate_source WHERE source = %s AND source_ref = %s)",
+            (source, source_ref),
+        ).fetchone()[0]
         pending: Future | None = None
         pending_id = waiting = None  # batch being applied; batch prepared but not yet handed over
         try:
             for records, ids, meta in batches:
-                waiting = warehouse.create_batch(side, source=source, source_ref=source_ref, kind=kind,
-                                                 run_id=run_id, meta=meta)
+                waiting = warehouse.create_batch(
+                    side, source=source, source_ref=source_ref, kind=kind, run_id=run_id, meta=meta
+                )
                 t = time.perf_counter()
-                p = _hash_lookup_prepare(None if fresh else side, kind=kind, source=source, source_ref=source_ref,
-                                         records=records, record_ids=ids)
+                p = _hash_lookup_prepare(
+                    None if fresh else side,
+                    kind=kind,
+                    source=source,
+                    source_ref=source_ref,
+                    records=records,
+                    record_ids=ids,
+                )
                 prepared = time.perf_counter() - t
                 if pending is not None:
                     yield _finish(pending, waited_from=time.perf_counter())

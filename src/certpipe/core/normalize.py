@@ -184,9 +184,11 @@ def _handler(f: FieldSpec):
 
         def fn(v, pad=pad, digits=t == "digits", width=f.max):
             return norm_code(v, pad or (width if digits and _number_text(v) else None))
+
         return fn
-    return {"id": norm_id, "int": norm_int, "date": norm_date, "datetime": norm_datetime,
-            "nationality": _nationality}[t]
+    return {"id": norm_id, "int": norm_int, "date": norm_date, "datetime": norm_datetime, "nationality": _nationality}[
+        t
+    ]
 
 
 class _Fail:

@@ -30,8 +30,7 @@ def _d(v: str | None) -> dt.datetime | None:
 
 @lru_cache(maxsize=65536)
 def _moment(v: str) -> dt.datetime:
-    return dt.datetime(int(v[:4]), int(v[4:6]), int(v[6:8]),
-                       int(v[8:10] or 0), int(v[10:12] or 0), int(v[12:14] or 0))
+    return dt.datetime(int(v[:4]), int(v[4:6]), int(v[6:8]), int(v[8:10] or 0), int(v[10:12] or 0), int(v[12:14] or 0))
 
 
 def person_id(field: str, value: str | None, sex: int | None, born: dt.datetime | None) -> list[dict]:
@@ -109,8 +108,9 @@ def check_birth(rec: dict, now: dt.datetime | None = None) -> list[dict]:
         out.append(reason("MA_GCS", "KEY_MISSING"))
     out += cert_number("MA_GCS", g("MA_GCS"), g("MA_CSKCB"), issued)
     out += person_id("SO_CCCD_NND", g("SO_CCCD_NND"), 2, mother_born)
-    out += not_future({"NGAY_SINH_CON": born, "NGAY_CT": issued, "NGAYSINH_NND": mother_born,
-                       "NGAYCAP_CCCD_NND": id_issued}, now)
+    out += not_future(
+        {"NGAY_SINH_CON": born, "NGAY_CT": issued, "NGAYSINH_NND": mother_born, "NGAYCAP_CCCD_NND": id_issued}, now
+    )
     if born and issued and born.date() > issued.date():
         out.append(reason("NGAY_SINH_CON", "DATE_ORDER", "birth_after_issue"))
     if born and mother_born and not 10 <= (born - mother_born).days / 365.25 <= 65:
@@ -132,8 +132,10 @@ def check_death(rec: dict, now: dt.datetime | None = None) -> list[dict]:
         out.append(reason("MA_GBT", "KEY_MISSING"))
     out += cert_number("MA_GBT", g("MA_GBT"), g("MACSKCB"), issued)
     out += person_id("SO_GIAYTO", g("SO_GIAYTO"), g("GIOI_TINH"), born)
-    out += not_future({"NGAY_TV": died, "NGAY_CAPGIAYBT": issued, "NGAY_SINH": born, "NGAYGIO_VV": admitted,
-                       "NGAY_CAP": id_issued}, now)
+    out += not_future(
+        {"NGAY_TV": died, "NGAY_CAPGIAYBT": issued, "NGAY_SINH": born, "NGAYGIO_VV": admitted, "NGAY_CAP": id_issued},
+        now,
+    )
     if born and died and died.date() < born.date():
         out.append(reason("NGAY_TV", "DATE_ORDER", "death_before_birth"))
     if died and issued and died.date() > issued.date():

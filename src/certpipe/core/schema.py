@@ -55,8 +55,15 @@ def kind_spec(kind: str) -> KindSpec:
         raise ValueError(f"unknown record kind {kind!r}; expected one of {KINDS}")
     raw = json.loads((schemas_dir() / "fields" / f"{kind.lower()}.json").read_text("utf-8"))
     fields = tuple(
-        FieldSpec(name=f["name"], type=f["type"], label=f["label"], max=f.get("max"), pad=f.get("pad"),
-                  aliases=tuple(f.get("aliases", ())), pii=bool(f.get("pii", False)))
+        FieldSpec(
+            name=f["name"],
+            type=f["type"],
+            label=f["label"],
+            max=f.get("max"),
+            pad=f.get("pad"),
+            aliases=tuple(f.get("aliases", ())),
+            pii=bool(f.get("pii", False)),
+        )
         for f in raw["fields"]
     )
     spec = KindSpec(kind=raw["kind"], root=raw["root"], title=raw["title"], key=raw["key"], fields=fields)

@@ -37,8 +37,10 @@ class SuiteRunner:
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False)  # no progress bars in task logs
         suite = gx.ExpectationSuite(name=raw["name"], expectations=raw["expectations"], meta=raw.get("meta"))
         if len(suite.expectations) != len(raw["expectations"]):  # GX drops invalid expectations with a log line
-            raise ValueError(f"suite {raw['name']}: {len(raw['expectations']) - len(suite.expectations)} "
-                             "expectation(s) could not be loaded")
+            raise ValueError(
+                f"suite {raw['name']}: {len(raw['expectations']) - len(suite.expectations)} "
+                "expectation(s) could not be loaded"
+            )
         self.suite = ctx.suites.add(suite)
         asset = ctx.data_sources.add_pandas(name=f"certpipe_{spec.kind}").add_dataframe_asset(name="batch")
         self.batch_definition = asset.add_batch_definition_whole_dataframe("whole")
@@ -53,17 +55,24 @@ class SuiteRunner:
 
     def run(self, df) -> dict[int, list[dict]]:
         batch = self.batch_definition.get_batch(batch_parameters={"dataframe": df})
-        result = batch.validate(self.suite, result_format={"result_format": "COMPLETE",
-                                                           "return_unexpected_index_query": False,
-                                                           "partial_unexpected_count": 0})
+        result = batch.validate(
+            self.suite,
+            result_format={
+                "result_format": "COMPLETE",
+                "return_unexpected_index_query": False,
+                "partial_unexpected_count": 0,
+            },
+        )
         out: dict[int, list[dict]] = {}
         for r in result.results:
             cfg = r.expectation_config
             if r.success:
                 continue
             if r.exception_info and r.exception_info.get("raised_exception"):
-                raise RuntimeError(f"expectation {cfg.type} on {cfg.kwargs.get('column')} failed to run: "
-                                   f"{r.exception_info.get('exception_message')}")
+                raise RuntimeError(
+                    f"expectation {cfg.type} on {cfg.kwargs.get('column')} failed to run: "
+                    f"{r.exception_info.get('exception_message')}"
+                )
             rule = (cfg.meta or {}).get("rule") or "CODE_FORMAT"
             column = cfg.kwargs.get("column")
             for idx in r.result.get("unexpected_index_list") or ():
@@ -84,8 +93,9 @@ def to_frame(rows: list[dict], fields) -> object:
     import numpy as np
     import pandas as pd
 
-    return pd.DataFrame({f.name: np.array([r.get(f.name) for r in rows], dtype=float if f.type == "int" else object)
-                         for f in fields})
+    return pd.DataFrame(
+        {f.name: np.array([r.get(f.name) for r in rows], dtype=float if f.type == "int" else object) for f in fields}
+    )
 
 
 def validate(rows: list[dict], spec: KindSpec, prior: list[list[dict]] | None = None) -> list[list[dict]]:

@@ -26,8 +26,16 @@ class RetryingHttpHook(HttpHook):
 
     source_label = "source"
 
-    def __init__(self, conn_id: str, *, timeout: float = 30, attempts: int = 5, backoff: float = 1.0,
-                 max_backoff: float = 30, **kwargs: Any):
+    def __init__(
+        self,
+        conn_id: str,
+        *,
+        timeout: float = 30,
+        attempts: int = 5,
+        backoff: float = 1.0,
+        max_backoff: float = 30,
+        **kwargs: Any,
+    ):
         super().__init__(method="GET", http_conn_id=conn_id, **kwargs)
         self.timeout, self.attempts, self.backoff, self.max_backoff = timeout, attempts, backoff, max_backoff
 
@@ -45,30 +53,37 @@ class RetryingHttpHook(HttpHook):
             self.method = method
             kwargs = {"json": json} if json is not None else {}
             try:
-                resp = self.run(endpoint, data=params, extra_options={"check_response": False,
-                                                                      "timeout": self.timeout}, **kwargs)
+                resp = self.run(
+                    endpoint, data=params, extra_options={"check_response": False, "timeout": self.timeout}, **kwargs
+                )
             except requests.Timeout as e:
                 raise SourceUnavailable(f"{self.source_label} {self.http_conn_id}: timeout on {endpoint}") from e
             except requests.ConnectionError as e:
                 raise SourceUnavailable(f"{self.source_label} {self.http_conn_id}: cannot connect") from e
             if resp.status_code >= 500 or resp.status_code == 429:
-                raise SourceUnavailable(f"{self.source_label} {self.http_conn_id}: HTTP {resp.status_code} on "
-                                        f"{endpoint}", resp.status_code)
+                raise SourceUnavailable(
+                    f"{self.source_label} {self.http_conn_id}: HTTP {resp.status_code} on {endpoint}", resp.status_code
+                )
             if resp.status_code >= 400:
-                raise SourceRejected(f"{self.source_label} {self.http_conn_id}: HTTP {resp.status_code} on "
-                                     f"{endpoint} {self._error_detail(resp)}".rstrip(), resp.status_code)
+                raise SourceRejected(
+                    f"{self.source_label} {self.http_conn_id}: HTTP {resp.status_code} on "
+                    f"{endpoint} {self._error_detail(resp)}".rstrip(),
+                    resp.status_code,
+                )
             try:
                 return resp.json()
             except ValueError as e:
-                raise SourceUnavailable(f"{self.source_label} {self.http_conn_id}: answer on {endpoint} "
-                                        "is not JSON") from e
+                raise SourceUnavailable(
+                    f"{self.source_label} {self.http_conn_id}: answer on {endpoint} is not JSON"
+                ) from e
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_retryable),
             stop=tenacity.stop_after_attempt(self.attempts),
             wait=tenacity.wait_exponential_jitter(initial=self.backoff, max=self.max_backoff),
-            before_sleep=lambda rs: log.warning("%s (attempt %d/%d), retrying", rs.outcome.exception(),
-                                                rs.attempt_number, self.attempts),
+            before_sleep=lambda rs: log.warning(
+                "%s (attempt %d/%d), retrying", rs.outcome.exception(), rs.attempt_number, self.attempts
+            ),
             reraise=True,
         )
         return retrying(once)

@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def sqlalchemy_url(dsn: str) -> str:
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if dsn.startswith(prefix):
-            return "postgresql+psycopg://" + dsn[len(prefix):]
+            return "postgresql+psycopg://" + dsn[len(prefix) :]
     raise ValueError("warehouse DSN must be a postgresql:// URL")
 
 
@@ -46,29 +46,47 @@ def connect(dsn: str) -> psycopg.Connection:
     return psycopg.connect(dsn, application_name="certpipe")
 
 
-def create_batch(conn: psycopg.Connection, *, source: str, source_ref: str, kind: str,
-                 run_id: str | None = None, meta: dict | None = None) -> int:
+def create_batch(
+    conn: psycopg.Connection,
+    *,
+    source: str,
+    source_ref: str,
+    kind: str,
+    run_id: str | None = None,
+    meta: dict | None = None,
+) -> int:
     row = conn.execute(
         "INSERT INTO wh.ingest_batch (source, source_ref, kind, run_id, meta) VALUES (%s, %s, %s, %s, %s) "
-        "RETURNING batch_id", (source, source_ref, kind, run_id, Jsonb(meta or {}))).fetchone()
+        "RETURNING batch_id",
+        (source, source_ref, kind, run_id, Jsonb(meta or {})),
+    ).fetchone()
     return row[0]
 
 
 def land(conn: psycopg.Connection, batch_id: int, envelopes: Iterable[dict]) -> int:
     """Store raw records exactly as received: {"id", "updated_at", "record"} envelopes."""
     n = 0
-    with conn.cursor().copy("COPY wh.landing_record (batch_id, row_no, source_record_id, source_updated_at, payload) "
-                            "FROM STDIN") as copy:
+    with conn.cursor().copy(
+        "COPY wh.landing_record (batch_id, row_no, source_record_id, source_updated_at, payload) FROM STDIN"
+    ) as copy:
         for n, env in enumerate(envelopes, start=1):
-            copy.write_row((batch_id, n, env.get("id"), env.get("updated_at"),
-                            json.dumps(env.get("record", env), ensure_ascii=False, default=str)))
+            copy.write_row(
+                (
+                    batch_id,
+                    n,
+                    env.get("id"),
+                    env.get("updated_at"),
+                    json.dumps(env.get("record", env), ensure_ascii=False, default=str),
+                )
+            )
     conn.execute("UPDATE wh.ingest_batch SET received = %s WHERE batch_id = %s", (n, batch_id))
     return n
 
 
 def landed(conn: psycopg.Connection, batch_id: int) -> tuple[list[str | None], list[dict]]:
-    rows = conn.execute("SELECT source_record_id, payload FROM wh.landing_record WHERE batch_id = %s "
-                        "ORDER BY row_no", (batch_id,)).fetchall()
+    rows = conn.execute(
+        "SELECT source_record_id, payload FROM wh.landing_record WHERE batch_id = %s ORDER BY row_no", (batch_id,)
+    ).fetchall()
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
@@ -83,28 +101,37 @@ def batch_row(conn: psycopg.Connection, batch_id: int) -> dict:
 
 def outcomes(conn: psycopg.Connection, batch_id: int) -> Iterator[tuple]:
     """(row_no, source_record_id, cert_key, outcome, reasons) for every record of a batch."""
-    yield from conn.execute("SELECT row_no, source_record_id, cert_key, outcome, reasons FROM wh.batch_record "
-                            "WHERE batch_id = %s ORDER BY row_no", (batch_id,))
+    yield from conn.execute(
+        "SELECT row_no, source_record_id, cert_key, outcome, reasons FROM wh.batch_record "
+        "WHERE batch_id = %s ORDER BY row_no",
+        (batch_id,),
+    )
 
 
 def mark_batch(conn: psycopg.Connection, batch_id: int, status: str, meta: dict | None = None) -> None:
     column = {"acknowledged": ", acknowledged_at = now()", "ingested": ", ingested_at = now()"}.get(status, "")
-    conn.execute(f"UPDATE wh.ingest_batch SET status = %s, meta = meta || %s{column} WHERE batch_id = %s",
-                 (status, Jsonb(meta or {}), batch_id))
+    conn.execute(
+        f"UPDATE wh.ingest_batch SET status = %s, meta = meta || %s{column} WHERE batch_id = %s",
+        (status, Jsonb(meta or {}), batch_id),
+    )
 
 
 def get_watermark(conn: psycopg.Connection, source: str, source_ref: str, kind: str) -> dt.datetime | None:
-    row = conn.execute("SELECT watermark FROM wh.source_watermark WHERE source = %s AND source_ref = %s "
-                       "AND kind = %s", (source, source_ref, kind)).fetchone()
+    row = conn.execute(
+        "SELECT watermark FROM wh.source_watermark WHERE source = %s AND source_ref = %s AND kind = %s",
+        (source, source_ref, kind),
+    ).fetchone()
     return row[0] if row else None
 
 
-def set_watermark(conn: psycopg.Connection, source: str, source_ref: str, kind: str,
-                  watermark: dt.datetime, batch_id: int | None) -> None:
+def set_watermark(
+    conn: psycopg.Connection, source: str, source_ref: str, kind: str, watermark: dt.datetime, batch_id: int | None
+) -> None:
     """Move the watermark forward only (a late or re-run batch never moves it back)."""
     conn.execute(
         "INSERT INTO wh.source_watermark (source, source_ref, kind, watermark, batch_id) "
         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, source_ref, kind) DO UPDATE "
         "SET watermark = GREATEST(wh.source_watermark.watermark, EXCLUDED.watermark), "
         "batch_id = EXCLUDED.batch_id, updated_at = now()",
-        (source, source_ref, kind, watermark, batch_id))
+        (source, source_ref, kind, watermark, batch_id),
+    )

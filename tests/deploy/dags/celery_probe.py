@@ -14,8 +14,12 @@ from certpipe.alerts import on_task_failure
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=False,
     # Own Celery queue per test run (set by the test), so a shared Redis never mixes runs.
-    default_args={"owner": "data-engineering", "retries": 0, "on_failure_callback": on_task_failure,
-                  "queue": os.environ.get("CERTPIPE_TEST_CELERY_QUEUE", "default")},
+    default_args={
+        "owner": "data-engineering",
+        "retries": 0,
+        "on_failure_callback": on_task_failure,
+        "queue": os.environ.get("CERTPIPE_TEST_CELERY_QUEUE", "default"),
+    },
     tags=["deploy-test"],
     doc_md=__doc__,
 )

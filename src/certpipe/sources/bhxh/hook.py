@@ -66,8 +66,11 @@ class BhxhHook(RetryingHttpHook):
         conn = self.get_connection(self.http_conn_id)
         where = f"BHXH {self.http_conn_id}"
         try:
-            resp = self.get_conn().post(self.url_from_endpoint(TOKEN_ENDPOINT), timeout=self.timeout,
-                                        json={"username": conn.login, "password": conn.password})
+            resp = self.get_conn().post(
+                self.url_from_endpoint(TOKEN_ENDPOINT),
+                timeout=self.timeout,
+                json={"username": conn.login, "password": conn.password},
+            )
         except requests.Timeout as e:
             raise SourceUnavailable(f"{where}: timeout on {TOKEN_ENDPOINT}") from e
         except requests.ConnectionError as e:
@@ -75,8 +78,9 @@ class BhxhHook(RetryingHttpHook):
         if resp.status_code >= 500 or resp.status_code == 429:
             raise SourceUnavailable(f"{where}: HTTP {resp.status_code} on {TOKEN_ENDPOINT}", resp.status_code)
         if resp.status_code >= 400:
-            raise SourceRejected(f"{where}: HTTP {resp.status_code} on {TOKEN_ENDPOINT} (credentials refused)",
-                                 resp.status_code)
+            raise SourceRejected(
+                f"{where}: HTTP {resp.status_code} on {TOKEN_ENDPOINT} (credentials refused)", resp.status_code
+            )
         try:
             body = resp.json()
             value, ttl = str(body["access_token"]), float(body.get("expires_in", 300))
@@ -86,8 +90,14 @@ class BhxhHook(RetryingHttpHook):
             _tokens[key] = (value, time.monotonic() + ttl)
         return value
 
-    def run(self, endpoint: str | None = None, data: Any = None, headers: dict | None = None,
-            extra_options: dict | None = None, **request_kwargs: Any) -> requests.Response:
+    def run(
+        self,
+        endpoint: str | None = None,
+        data: Any = None,
+        headers: dict | None = None,
+        extra_options: dict | None = None,
+        **request_kwargs: Any,
+    ) -> requests.Response:
         """Every API call carries the bearer token; a 401 renews the token and repeats the call once."""
         method = self.method
         for renew in (False, True):
@@ -116,16 +126,22 @@ class BhxhHook(RetryingHttpHook):
             raise SourceUnavailable(f"BHXH {self.http_conn_id}: look-up answer has no 'items' list")
         return items
 
-    def pages(self, kind: str, province: str, changed_from: dt.datetime, changed_to: dt.datetime,
-              page_size: int = 500) -> Iterator[list[dict]]:
+    def pages(
+        self, kind: str, province: str, changed_from: dt.datetime, changed_to: dt.datetime, page_size: int = 500
+    ) -> Iterator[list[dict]]:
         """Certificates of `province` issued or changed in [changed_from, changed_to), page by page (keyset cursor:
         a record changed while we page leaves the window without shifting the pages that follow)."""
         cursor = None
         page = 0
         while True:
             page += 1
-            params = {"kind": kind, "province": province, "changed_from": changed_from.isoformat(),
-                      "changed_to": changed_to.isoformat(), "page_size": page_size}
+            params = {
+                "kind": kind,
+                "province": province,
+                "changed_from": changed_from.isoformat(),
+                "changed_to": changed_to.isoformat(),
+                "page_size": page_size,
+            }
             if cursor:
                 params["cursor"] = cursor
             body = self.call("GET", PULL_ENDPOINT, params=params)

@@ -37,8 +37,10 @@ def provinces_from(value: str | list) -> list[str]:
 
 def _hook(opts: dict | None = None) -> BhxhHook:
     opts = opts or {}
-    return BhxhHook(opts.get("conn_id", "bhxh_default"),
-                    **{k: opts[k] for k in ("timeout", "attempts", "backoff", "max_backoff") if k in opts})
+    return BhxhHook(
+        opts.get("conn_id", "bhxh_default"),
+        **{k: opts[k] for k in ("timeout", "attempts", "backoff", "max_backoff") if k in opts},
+    )
 
 
 def disagreements(conn, batch_id: int) -> int:
@@ -47,9 +49,19 @@ def disagreements(conn, batch_id: int) -> int:
 
 # ---------------------------------------------------------------- scheduled pull
 
-def pull_window(province: str, kind: str, start: dt.datetime, end: dt.datetime, dsn: str, *,
-                run_id: str | None = None, overlap: dt.timedelta = DEFAULT_OVERLAP, page_size: int = 500,
-                client: dict | None = None) -> dict:
+
+def pull_window(
+    province: str,
+    kind: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    dsn: str,
+    *,
+    run_id: str | None = None,
+    overlap: dt.timedelta = DEFAULT_OVERLAP,
+    page_size: int = 500,
+    client: dict | None = None,
+) -> dict:
     """Land everything of `province` issued or changed in the run's window as one batch.
 
     The window starts at the data interval's start, or earlier at the watermark when earlier runs failed (so a
@@ -59,14 +71,31 @@ def pull_window(province: str, kind: str, start: dt.datetime, end: dt.datetime, 
         since = min(start, mark) if mark else start
         since -= overlap
         envelopes = [env for page in _hook(client).pages(kind, province, since, end, page_size) for env in page]
-        batch_id = warehouse.create_batch(conn, source=SOURCE, source_ref=province, kind=kind, run_id=run_id,
-                                          meta={"window_start": start.isoformat(), "window_end": end.isoformat(),
-                                                "pulled_from": since.isoformat()})
+        batch_id = warehouse.create_batch(
+            conn,
+            source=SOURCE,
+            source_ref=province,
+            kind=kind,
+            run_id=run_id,
+            meta={"window_start": start.isoformat(), "window_end": end.isoformat(), "pulled_from": since.isoformat()},
+        )
         warehouse.land(conn, batch_id, envelopes)
-    log.info("BHXH province %s %s: landed %d record(s) as batch %d (changes in [%s, %s))", province, kind,
-             len(envelopes), batch_id, since.isoformat(), end.isoformat())
-    return {"batch_id": batch_id, "province": province, "kind": kind, "received": len(envelopes),
-            "window_end": end.isoformat()}
+    log.info(
+        "BHXH province %s %s: landed %d record(s) as batch %d (changes in [%s, %s))",
+        province,
+        kind,
+        len(envelopes),
+        batch_id,
+        since.isoformat(),
+        end.isoformat(),
+    )
+    return {
+        "batch_id": batch_id,
+        "province": province,
+        "kind": kind,
+        "received": len(envelopes),
+        "window_end": end.isoformat(),
+    }
 
 
 def ingest_window(batch: dict, dsn: str) -> dict:
@@ -74,12 +103,25 @@ def ingest_window(batch: dict, dsn: str) -> dict:
     above the threshold raises an alert (Variable `alerting`)."""
     with warehouse.connect(dsn) as conn:
         ids, payloads = warehouse.landed(conn, batch["batch_id"])
-        result = ingest(conn, batch_id=batch["batch_id"], kind=batch["kind"], source=SOURCE,
-                        source_ref=batch["province"], records=payloads, record_ids=ids)
+        result = ingest(
+            conn,
+            batch_id=batch["batch_id"],
+            kind=batch["kind"],
+            source=SOURCE,
+            source_ref=batch["province"],
+            records=payloads,
+            record_ids=ids,
+        )
         n_dis = disagreements(conn, batch["batch_id"])
         warehouse.mark_batch(conn, batch["batch_id"], "ingested", {"disagreements": n_dis})
-        warehouse.set_watermark(conn, SOURCE, batch["province"], batch["kind"],
-                                dt.datetime.fromisoformat(batch["window_end"]), batch["batch_id"])
+        warehouse.set_watermark(
+            conn,
+            SOURCE,
+            batch["province"],
+            batch["kind"],
+            dt.datetime.fromisoformat(batch["window_end"]),
+            batch["batch_id"],
+        )
     out = {**batch, **result.summary(), "disagreements": n_dis}
     check_refusal_rate({**out, "source_ref": batch["province"]}, source=SOURCE)
     return out
@@ -103,7 +145,7 @@ MESSAGES = {
     "person_id": "Số định danh cá nhân phải gồm đúng 12 chữ số.",
     "person_id_missing": "Chưa nhập số định danh cá nhân.",
     "cert_number": "Số giấy sai định dạng; đúng mẫu XXXXX.GCS.<mã cơ sở>.YY (giấy chứng sinh) hoặc "
-                   "XXXXX.GBT.<mã cơ sở>.YY (giấy báo tử).",
+    "XXXXX.GBT.<mã cơ sở>.YY (giấy báo tử).",
     "number": "Số (số thứ tự trên giấy) phải là số nguyên dương.",
     "date": "Ngày cấp không có thật, sai định dạng (đúng: dd/mm/yyyy hoặc yyyymmdd) hoặc ở tương lai.",
     "facility": "Mã cơ sở khám, chữa bệnh phải gồm 5 chữ số.",
@@ -176,16 +218,29 @@ def lookup(params: dict, dsn: str, *, run_id: str | None = None, client: dict | 
     items = _hook(client).lookup(kind, criteria)
     masked = mask(criteria)
     with warehouse.connect(dsn) as conn:
-        batch_id = warehouse.create_batch(conn, source=SOURCE, source_ref=LOOKUP_REF, kind=kind, run_id=run_id,
-                                          meta={"request_type": rtype, "criteria": masked, "found": len(items)})
+        batch_id = warehouse.create_batch(
+            conn,
+            source=SOURCE,
+            source_ref=LOOKUP_REF,
+            kind=kind,
+            run_id=run_id,
+            meta={"request_type": rtype, "criteria": masked, "found": len(items)},
+        )
         warehouse.land(conn, batch_id, items)
         ids, payloads = warehouse.landed(conn, batch_id)
-        result = ingest(conn, batch_id=batch_id, kind=kind, source=SOURCE, source_ref=LOOKUP_REF,
-                        records=payloads, record_ids=ids)
+        result = ingest(
+            conn, batch_id=batch_id, kind=kind, source=SOURCE, source_ref=LOOKUP_REF, records=payloads, record_ids=ids
+        )
         n_dis = disagreements(conn, batch_id)
         warehouse.mark_batch(conn, batch_id, "ingested", {"disagreements": n_dis})
-        certs = sorted({key for _, _, key, outcome, _ in warehouse.outcomes(conn, batch_id)
-                        if key and outcome != "refused"})
+        certs = sorted(
+            {key for _, _, key, outcome, _ in warehouse.outcomes(conn, batch_id) if key and outcome != "refused"}
+        )
     log.info("BHXH look-up %s %s: %d certificate(s) found, batch %d", rtype, masked, len(items), batch_id)
-    return {**result.summary(), "request_type": rtype, "found": len(items), "certificates": certs,
-            "disagreements": n_dis}
+    return {
+        **result.summary(),
+        "request_type": rtype,
+        "found": len(items),
+        "certificates": certs,
+        "disagreements": n_dis,
+    }

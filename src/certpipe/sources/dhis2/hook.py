@@ -56,8 +56,14 @@ class Dhis2Hook(RetryingHttpHook):
         if pinned:
             self._version = short_version(pinned)
 
-    def run(self, endpoint: str | None = None, data: Any = None, headers: dict | None = None,
-            extra_options: dict | None = None, **request_kwargs: Any) -> requests.Response:
+    def run(
+        self,
+        endpoint: str | None = None,
+        data: Any = None,
+        headers: dict | None = None,
+        extra_options: dict | None = None,
+        **request_kwargs: Any,
+    ) -> requests.Response:
         headers = {"Accept": "application/json", **(headers or {})}
         if self._token:
             headers["Authorization"] = f"ApiToken {self._token}"
@@ -72,12 +78,27 @@ class Dhis2Hook(RetryingHttpHook):
 
     # ------------------------------------------------------------------ export
 
-    def event_params(self, *, program: str, org_unit: str, updated_after: str, updated_before: str,
-                     include_deleted: bool = True, page_size: int = 200, program_stage: str | None = None) -> dict:
-        params = {"program": program, "orgUnit": org_unit, "updatedAfter": updated_after,
-                  "updatedBefore": updated_before, "order": "updatedAt:asc,event:asc", "pageSize": page_size,
-                  "includeDeleted": str(include_deleted).lower(),
-                  ("ouMode" if self.version == "2.40" else "orgUnitMode"): "DESCENDANTS"}
+    def event_params(
+        self,
+        *,
+        program: str,
+        org_unit: str,
+        updated_after: str,
+        updated_before: str,
+        include_deleted: bool = True,
+        page_size: int = 200,
+        program_stage: str | None = None,
+    ) -> dict:
+        params = {
+            "program": program,
+            "orgUnit": org_unit,
+            "updatedAfter": updated_after,
+            "updatedBefore": updated_before,
+            "order": "updatedAt:asc,event:asc",
+            "pageSize": page_size,
+            "includeDeleted": str(include_deleted).lower(),
+            ("ouMode" if self.version == "2.40" else "orgUnitMode"): "DESCENDANTS",
+        }
         if program_stage:
             params["programStage"] = program_stage
         return params
@@ -105,8 +126,9 @@ class Dhis2Hook(RetryingHttpHook):
 
     def org_units(self, root: str) -> list[dict]:
         """The org unit and its descendants: [{"id", "code", "level"}] (metadata API: `paging=false` everywhere)."""
-        body = self.call("GET", ORG_UNITS, params={"filter": f"path:like:{root}", "fields": "id,code,level",
-                                                   "paging": "false"})
+        body = self.call(
+            "GET", ORG_UNITS, params={"filter": f"path:like:{root}", "fields": "id,code,level", "paging": "false"}
+        )
         units = body.get("organisationUnits") if isinstance(body, dict) else None
         if not isinstance(units, list):
             raise SourceUnavailable(f"DHIS2 {self.http_conn_id}: {ORG_UNITS} answer has no organisationUnits")
@@ -118,8 +140,12 @@ class Dhis2Hook(RetryingHttpHook):
         """Synchronous tracker import, one report per object (atomicMode=OBJECT: valid objects are committed).
 
         Returns the ImportReport. A 409 carries the report of an import with errors; it is returned, not raised."""
-        params = {"async": "false", "importStrategy": "CREATE_AND_UPDATE", "atomicMode": "OBJECT",
-                  "reportMode": "ERRORS"}
+        params = {
+            "async": "false",
+            "importStrategy": "CREATE_AND_UPDATE",
+            "atomicMode": "OBJECT",
+            "reportMode": "ERRORS",
+        }
         try:
             # HttpHook sends `data` of a POST as the body: the parameters go in the query string
             return self.call("POST", f"{TRACKER}?{urlencode(params)}", json={"events": events})
@@ -155,8 +181,14 @@ def object_outcomes(report: dict, uids: list[str]) -> dict[str, dict]:
         for e in o.get("errorReports") or []:
             errors.setdefault(o.get("uid"), []).append(e)
     if report.get("status") == "ERROR" and not errors:  # whole-import failure without object detail
-        return {uid: {"ok": False, "codes": ["E9999"], "messages": [str(report.get("message", ""))[:500]]}
-                for uid in uids}
-    return {uid: {"ok": uid not in errors,
-                  "codes": sorted({str(e.get("errorCode", "E9999")) for e in errors.get(uid, [])}),
-                  "messages": [str(e.get("message", ""))[:500] for e in errors.get(uid, [])]} for uid in uids}
+        return {
+            uid: {"ok": False, "codes": ["E9999"], "messages": [str(report.get("message", ""))[:500]]} for uid in uids
+        }
+    return {
+        uid: {
+            "ok": uid not in errors,
+            "codes": sorted({str(e.get("errorCode", "E9999")) for e in errors.get(uid, [])}),
+            "messages": [str(e.get("message", ""))[:500] for e in errors.get(uid, [])],
+        }
+        for uid in uids
+    }

@@ -23,9 +23,15 @@ from certpipe.core.schema import schemas_dir
 log = logging.getLogger(__name__)
 
 SOURCE = "dhis2"
-DEFAULTS = {"org_units": [], "page_size": 200, "overlap_minutes": 60, "push_batch": 100,
-            "server_timezone": "Asia/Ho_Chi_Minh", "conn_id": "dhis2_default",
-            "client": {"timeout": 30, "attempts": 5, "backoff": 1.0, "max_backoff": 30}}
+DEFAULTS = {
+    "org_units": [],
+    "page_size": 200,
+    "overlap_minutes": 60,
+    "push_batch": 100,
+    "server_timezone": "Asia/Ho_Chi_Minh",
+    "conn_id": "dhis2_default",
+    "client": {"timeout": 30, "attempts": 5, "backoff": 1.0, "max_backoff": 30},
+}
 UID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -43,8 +49,9 @@ def settings_from(raw: str | dict | None) -> dict:
     out["client"] = {**DEFAULTS["client"], **(value.get("client") or {})}
     unknown = sorted(set(out["client"]) - set(DEFAULTS["client"]))
     if unknown:
-        raise ValueError(f"dhis2_mortality.client: unknown option(s) {', '.join(unknown)}; "
-                         f"allowed: {', '.join(DEFAULTS['client'])}")
+        raise ValueError(
+            f"dhis2_mortality.client: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(DEFAULTS['client'])}"
+        )
     return out
 
 
@@ -55,6 +62,7 @@ def hook(settings: dict):
 
 
 # ---------------------------------------------------------------- normalisation
+
 
 def name_key(name: str | None) -> str | None:
     """NFC, upper case, no diacritics (Đ → D), single spaces: 'Nguyễn  văn Đạt' -> 'NGUYEN VAN DAT'."""
@@ -111,21 +119,28 @@ def event_uid(cert_key: str) -> str:
 
 # ---------------------------------------------------------------- 4.1: daily A6 pull
 
+
 def event_row(ev: dict, communes: dict[str, str], tz: ZoneInfo) -> dict:
     m = mapping()
     by_uid = {uid: name for name, uid in m["dataElements"].items()}
-    values = {by_uid[d["dataElement"]]: d.get("value") for d in ev.get("dataValues") or []
-              if d.get("dataElement") in by_uid}
+    values = {
+        by_uid[d["dataElement"]]: d.get("value") for d in ev.get("dataValues") or [] if d.get("dataElement") in by_uid
+    }
     recorded = to_date(values.get("recorded_on"))
     return {
-        "event_uid": ev["event"], "org_unit": ev.get("orgUnit"), "commune_code": communes.get(ev.get("orgUnit")),
+        "event_uid": ev["event"],
+        "org_unit": ev.get("orgUnit"),
+        "commune_code": communes.get(ev.get("orgUnit")),
         "event_status": ev.get("status"),
         "date_of_death": to_date(values.get("date_of_death")) or to_date(ev.get("occurredAt")),
         "date_of_birth": to_date(values.get("date_of_birth")),
-        "recorded_at": (dt.datetime.combine(recorded, dt.time(), tz) if recorded
-                        else to_moment(ev.get("createdAt"), tz)),
-        "dhis2_updated_at": to_moment(ev.get("updatedAt"), tz), "deleted": bool(ev.get("deleted")),
-        "data_values": Jsonb(values), "id_number": id_key(values.get("id_number")),
+        "recorded_at": (
+            dt.datetime.combine(recorded, dt.time(), tz) if recorded else to_moment(ev.get("createdAt"), tz)
+        ),
+        "dhis2_updated_at": to_moment(ev.get("updatedAt"), tz),
+        "deleted": bool(ev.get("deleted")),
+        "data_values": Jsonb(values),
+        "id_number": id_key(values.get("id_number")),
         "name_key": name_key(values.get("full_name")),
     }
 
@@ -149,8 +164,9 @@ RETURNING (xmax = 0) AS inserted
 """
 
 
-def pull_window(root: str, start: dt.datetime, end: dt.datetime, dsn: str, *, run_id: str | None,
-                settings: dict) -> dict:
+def pull_window(
+    root: str, start: dt.datetime, end: dt.datetime, dsn: str, *, run_id: str | None, settings: dict
+) -> dict:
     """A6 events under `root` updated in [start − overlap, end) (from the watermark if an earlier window failed),
     deletions included, upserted by event UID; the watermark moves to `end` after the commit."""
     tz = ZoneInfo(settings["server_timezone"])
@@ -161,12 +177,24 @@ def pull_window(root: str, start: dt.datetime, end: dt.datetime, dsn: str, *, ru
     since = min(start, mark) if mark else start
     since -= dt.timedelta(minutes=int(settings["overlap_minutes"]))
     communes = {u["id"]: u.get("code") for u in client.org_units(root)}
-    counts = {"org_unit": root, "version": client.version, "received": 0, "inserted": 0, "updated": 0,
-              "deleted": 0, "pages": 0}
+    counts = {
+        "org_unit": root,
+        "version": client.version,
+        "received": 0,
+        "inserted": 0,
+        "updated": 0,
+        "deleted": 0,
+        "pages": 0,
+    }
     rows = []
-    for page in client.event_pages(program=m["program"], program_stage=m["programStage"], org_unit=root,
-                                   updated_after=server_time(since, tz), updated_before=server_time(end, tz),
-                                   page_size=int(settings["page_size"])):
+    for page in client.event_pages(
+        program=m["program"],
+        program_stage=m["programStage"],
+        org_unit=root,
+        updated_after=server_time(since, tz),
+        updated_before=server_time(end, tz),
+        page_size=int(settings["page_size"]),
+    ):
         counts["pages"] += 1
         rows.extend(event_row(ev, communes, tz) for ev in page if ev.get("event"))
     counts["received"] += len(rows)
@@ -182,8 +210,16 @@ def pull_window(root: str, start: dt.datetime, end: dt.datetime, dsn: str, *, ru
                     if not cur.nextset():
                         break
         warehouse.set_watermark(conn, SOURCE, root, "GBT", end, None)
-    log.info("DHIS2 %s (v%s): %d events in %d pages, %d new, %d updated, %d deleted", root, counts["version"],
-             counts["received"], counts["pages"], counts["inserted"], counts["updated"], counts["deleted"])
+    log.info(
+        "DHIS2 %s (v%s): %d events in %d pages, %d new, %d updated, %d deleted",
+        root,
+        counts["version"],
+        counts["received"],
+        counts["pages"],
+        counts["inserted"],
+        counts["updated"],
+        counts["deleted"],
+    )
     return counts
 
 
@@ -195,10 +231,21 @@ def _candidates(conn, events: list[dict]) -> list[dict]:
         "record->>'NGAY_TV', record->>'MAXA_THUONGTRU', record->>'MAXA_HIENTAI', updated_at FROM wh.certificate "
         "WHERE kind = 'GBT' AND (person_id = ANY(%(ids)s) OR record->>'SO_GIAYTO' = ANY(%(ids)s) "
         "OR record->>'MAXA_THUONGTRU' = ANY(%(c)s) OR record->>'MAXA_HIENTAI' = ANY(%(c)s))",
-        {"ids": ids, "c": communes})
-    return [{"cert_id": r[0], "used": r[1] == "used", "ids": {id_key(r[2]), id_key(r[3])} - {None},
-             "name": name_key(r[4]), "dob": to_date(r[5]), "dod": to_date(r[6]), "communes": {r[7], r[8]} - {None},
-             "updated_at": r[9]} for r in cur]
+        {"ids": ids, "c": communes},
+    )
+    return [
+        {
+            "cert_id": r[0],
+            "used": r[1] == "used",
+            "ids": {id_key(r[2]), id_key(r[3])} - {None},
+            "name": name_key(r[4]),
+            "dob": to_date(r[5]),
+            "dod": to_date(r[6]),
+            "communes": {r[7], r[8]} - {None},
+            "updated_at": r[9],
+        }
+        for r in cur
+    ]
 
 
 def _best(cands: list[dict]) -> dict:
@@ -216,14 +263,24 @@ def match_event(ev: dict, cands: list[dict], pushed: dict[str, int]) -> tuple[in
             return _best(hits)["cert_id"], "id_number", 1.0
     if not (ev["name_key"] and ev["date_of_birth"] and ev["commune_code"]):
         return None, None, None
-    same = [c for c in cands if c["name"] == ev["name_key"] and c["dob"] == ev["date_of_birth"]
-            and ev["commune_code"] in c["communes"] and c["dod"]]
+    same = [
+        c
+        for c in cands
+        if c["name"] == ev["name_key"]
+        and c["dob"] == ev["date_of_birth"]
+        and ev["commune_code"] in c["communes"]
+        and c["dod"]
+    ]
     if ev["id_number"]:  # a certificate with a different ID number is another person
         same = [c for c in same if not c["ids"]]
     for method, conf, keep in (
-            ("name_dob_dod_commune", 0.9, lambda c: c["dod"] == ev["date_of_death"]),
-            ("name_dob_commune_dod_near", 0.7,
-             lambda c: ev["date_of_death"] is not None and abs((c["dod"] - ev["date_of_death"]).days) <= 1)):
+        ("name_dob_dod_commune", 0.9, lambda c: c["dod"] == ev["date_of_death"]),
+        (
+            "name_dob_commune_dod_near",
+            0.7,
+            lambda c: ev["date_of_death"] is not None and abs((c["dod"] - ev["date_of_death"]).days) <= 1,
+        ),
+    ):
         hits = [c for c in same if keep(c)]
         if len(hits) == 1:
             return hits[0]["cert_id"], method, conf
@@ -237,53 +294,72 @@ def match_events(dsn: str, *, run_id: str | None = None) -> dict:
     may have arrived since) to a death notice / registration."""
     counts = {"examined": 0, "matched": 0, "ambiguous": 0, "unmatched": 0}
     with warehouse.connect(dsn) as conn:
-        cur = conn.execute("SELECT event_uid, id_number, name_key, date_of_birth, date_of_death, commune_code "
-                           "FROM wh.dhis2_death_event WHERE NOT deleted AND (matched_at IS NULL OR cert_id IS NULL)")
+        cur = conn.execute(
+            "SELECT event_uid, id_number, name_key, date_of_birth, date_of_death, commune_code "
+            "FROM wh.dhis2_death_event WHERE NOT deleted AND (matched_at IS NULL OR cert_id IS NULL)"
+        )
         names = [d.name for d in cur.description]
         events = [dict(zip(names, r, strict=True)) for r in cur]
         if not events:
             return counts
         cands = _candidates(conn, events)
-        pushed = dict(conn.execute("SELECT event_uid, cert_id FROM wh.dhis2_push WHERE outcome <> 'error'"
-                                   ).fetchall())
+        pushed = dict(conn.execute("SELECT event_uid, cert_id FROM wh.dhis2_push WHERE outcome <> 'error'").fetchall())
         for ev in events:
             cert_id, method, conf = match_event(ev, cands, pushed)
             counts["examined"] += 1
             counts["matched" if cert_id else ("ambiguous" if method == "ambiguous" else "unmatched")] += 1
-            conn.execute("UPDATE wh.dhis2_death_event SET cert_id = %s, match_method = %s, match_confidence = %s, "
-                         "matched_at = now() WHERE event_uid = %s", (cert_id, method, conf, ev["event_uid"]))
+            conn.execute(
+                "UPDATE wh.dhis2_death_event SET cert_id = %s, match_method = %s, match_confidence = %s, "
+                "matched_at = now() WHERE event_uid = %s",
+                (cert_id, method, conf, ev["event_uid"]),
+            )
     log.info("DHIS2 matching: %s", counts)
     return counts
 
 
 # ---------------------------------------------------------------- 4.2: weekly back-sync
 
+
 def registration_event(cert: dict, org_unit: str) -> dict:
     m = mapping()
     de, rec, reg = m["dataElements"], cert["record"], cert["registration"] or {}
     dod = to_date(rec.get("NGAY_TV"))
-    reg_date = to_date(reg.get("date")) or (clock.vn_date(cert["used_at"])
-                                             if cert["used_at"] else None)
+    reg_date = to_date(reg.get("date")) or (clock.vn_date(cert["used_at"]) if cert["used_at"] else None)
     values = {
-        "full_name": rec.get("HO_TEN"), "sex": m["optionSets"]["sex"]["values"].get(str(rec.get("GIOI_TINH"))),
-        "date_of_birth": to_date(rec.get("NGAY_SINH")), "id_number": rec.get("SO_GIAYTO"), "date_of_death": dod,
-        "death_notice_issued": "true", "justice_registered": "true", "justice_registration_date": reg_date,
-        "justice_registration_number": reg.get("number"), "justice_cause_text": rec.get("NGUYENNHAN_TV"),
-        "justice_cause_icd10": rec.get("BENH_ICD10_ID"), "from_justice": "true",
+        "full_name": rec.get("HO_TEN"),
+        "sex": m["optionSets"]["sex"]["values"].get(str(rec.get("GIOI_TINH"))),
+        "date_of_birth": to_date(rec.get("NGAY_SINH")),
+        "id_number": rec.get("SO_GIAYTO"),
+        "date_of_death": dod,
+        "death_notice_issued": "true",
+        "justice_registered": "true",
+        "justice_registration_date": reg_date,
+        "justice_registration_number": reg.get("number"),
+        "justice_cause_text": rec.get("NGUYENNHAN_TV"),
+        "justice_cause_icd10": rec.get("BENH_ICD10_ID"),
+        "from_justice": "true",
     }
-    return {"event": event_uid(cert["cert_key"]), "program": m["program"], "programStage": m["programStage"],
-            "orgUnit": org_unit, "status": m["push"]["status"], "occurredAt": dod.isoformat() if dod else None,
-            "dataValues": [{"dataElement": de[k], "value": v if isinstance(v, str) else v.isoformat()}
-                           for k, v in values.items() if v not in (None, "")]}
+    return {
+        "event": event_uid(cert["cert_key"]),
+        "program": m["program"],
+        "programStage": m["programStage"],
+        "orgUnit": org_unit,
+        "status": m["push"]["status"],
+        "occurredAt": dod.isoformat() if dod else None,
+        "dataValues": [
+            {"dataElement": de[k], "value": v if isinstance(v, str) else v.isoformat()}
+            for k, v in values.items()
+            if v not in (None, "")
+        ],
+    }
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
-def push_registrations(start: dt.datetime, end: dt.datetime, dsn: str, *, run_id: str | None,
-                       settings: dict) -> dict:
+def push_registrations(start: dt.datetime, end: dt.datetime, dsn: str, *, run_id: str | None, settings: dict) -> dict:
     """Death registrations of [start, end) (death notices marked used) and earlier failed pushes → DHIS2.
     An unchanged payload already accepted is not sent again; each record's outcome is stored."""
     client = hook(settings)
@@ -296,7 +372,9 @@ def push_registrations(start: dt.datetime, end: dt.datetime, dsn: str, *, run_id
             "SELECT c.cert_id, c.cert_key, c.record, c.registration, c.used_at, p.payload_hash, p.outcome "
             "FROM wh.certificate c LEFT JOIN wh.dhis2_push p USING (cert_id) "
             "WHERE c.kind = 'GBT' AND c.status = 'used' AND ((c.used_at >= %s AND c.used_at < %s) "
-            "OR p.outcome = 'error') ORDER BY c.cert_id", (start, end))
+            "OR p.outcome = 'error') ORDER BY c.cert_id",
+            (start, end),
+        )
         names = [d.name for d in cur.description]
         certs = [dict(zip(names, r, strict=True)) for r in cur]
     counts["selected"] = len(certs)
@@ -306,8 +384,16 @@ def push_registrations(start: dt.datetime, end: dt.datetime, dsn: str, *, run_id
         commune = reg.get("commune_code") or cert["record"].get("MAXA_THUONGTRU")
         org = org_of.get(commune)
         if org is None:
-            results.append((cert, None, None, "error", ["NO_ORG_UNIT"],
-                            ["Không tìm thấy trạm y tế (org unit DHIS2) của xã nơi cư trú"]))
+            results.append(
+                (
+                    cert,
+                    None,
+                    None,
+                    "error",
+                    ["NO_ORG_UNIT"],
+                    ["Không tìm thấy trạm y tế (org unit DHIS2) của xã nơi cư trú"],
+                )
+            )
             continue
         ev = registration_event(cert, org)
         digest = hashlib.sha256(json.dumps(ev, sort_keys=True, ensure_ascii=False).encode()).digest()
@@ -333,9 +419,20 @@ def push_registrations(start: dt.datetime, end: dt.datetime, dsn: str, *, run_id
             "org_unit = EXCLUDED.org_unit, payload_hash = EXCLUDED.payload_hash, outcome = EXCLUDED.outcome, "
             "error_codes = EXCLUDED.error_codes, errors = EXCLUDED.errors, run_id = EXCLUDED.run_id, "
             "attempts = wh.dhis2_push.attempts + 1, pushed_at = now()",
-            [(cert["cert_id"], event_uid(cert["cert_key"]), ev["orgUnit"] if ev else None,
-              digest if status != "error" else None, status, codes, Jsonb(messages) if messages else None,
-              run_id) for cert, ev, digest, status, codes, messages in results])
+            [
+                (
+                    cert["cert_id"],
+                    event_uid(cert["cert_key"]),
+                    ev["orgUnit"] if ev else None,
+                    digest if status != "error" else None,
+                    status,
+                    codes,
+                    Jsonb(messages) if messages else None,
+                    run_id,
+                )
+                for cert, ev, digest, status, codes, messages in results
+            ],
+        )
     log.info("DHIS2 push: %s", counts)
     return counts
 
@@ -351,20 +448,30 @@ def pull_causes(start: dt.datetime, end: dt.datetime, dsn: str, *, run_id: str |
     since = start - dt.timedelta(minutes=int(settings["overlap_minutes"]))
     found = []
     for root in settings["org_units"]:
-        for page in client.event_pages(program=m["program"], program_stage=m["programStage"], org_unit=root,
-                                       updated_after=server_time(since, tz), updated_before=server_time(end, tz),
-                                       page_size=int(settings["page_size"]), include_deleted=False):
+        for page in client.event_pages(
+            program=m["program"],
+            program_stage=m["programStage"],
+            org_unit=root,
+            updated_after=server_time(since, tz),
+            updated_before=server_time(end, tz),
+            page_size=int(settings["page_size"]),
+            include_deleted=False,
+        ):
             for ev in page:
                 values = {d["dataElement"]: d.get("value") for d in ev.get("dataValues") or []}
                 text, icd = values.get(de["cause_text"]), values.get(de["cause_icd10"])
                 if ev.get("event") and (text or icd):
-                    found.append((ev["event"], text, (icd or "").strip().upper() or None,
-                                  to_moment(ev.get("updatedAt"), tz)))
+                    found.append(
+                        (ev["event"], text, (icd or "").strip().upper() or None, to_moment(ev.get("updatedAt"), tz))
+                    )
     counts = {"events_with_cause": len(found), "stored": 0, "unknown_event": 0}
     with warehouse.connect(dsn) as conn:
-        owners = dict(conn.execute(
-            "SELECT event_uid, cert_id FROM wh.dhis2_push UNION ALL SELECT event_uid, cert_id "
-            "FROM wh.dhis2_death_event WHERE cert_id IS NOT NULL AND match_method <> 'ambiguous'").fetchall())
+        owners = dict(
+            conn.execute(
+                "SELECT event_uid, cert_id FROM wh.dhis2_push UNION ALL SELECT event_uid, cert_id "
+                "FROM wh.dhis2_death_event WHERE cert_id IS NOT NULL AND match_method <> 'ambiguous'"
+            ).fetchall()
+        )
         for uid, text, icd, updated in found:
             cert_id = owners.get(uid)
             if cert_id is None:
@@ -377,7 +484,8 @@ def pull_causes(start: dt.datetime, end: dt.datetime, dsn: str, *, run_id: str |
                 "event_uid = EXCLUDED.event_uid, stored_at = now() "
                 "WHERE (wh.cause_of_death.text, wh.cause_of_death.icd10) IS DISTINCT FROM (EXCLUDED.text, "
                 "EXCLUDED.icd10) AND EXCLUDED.updated_at >= COALESCE(wh.cause_of_death.updated_at, '-infinity')",
-                (cert_id, text, icd, updated, uid))
+                (cert_id, text, icd, updated, uid),
+            )
             counts["stored"] += res.rowcount
             conn.execute(
                 "INSERT INTO wh.cause_of_death (cert_id, source, text, icd10, updated_at) "
@@ -385,6 +493,8 @@ def pull_causes(start: dt.datetime, end: dt.datetime, dsn: str, *, run_id: str |
                 "updated_at FROM wh.certificate WHERE cert_id = %s ON CONFLICT (cert_id, source) DO UPDATE SET "
                 "text = EXCLUDED.text, icd10 = EXCLUDED.icd10, updated_at = EXCLUDED.updated_at "
                 "WHERE (wh.cause_of_death.text, wh.cause_of_death.icd10) IS DISTINCT FROM (EXCLUDED.text, "
-                "EXCLUDED.icd10)", (cert_id,))
+                "EXCLUDED.icd10)",
+                (cert_id,),
+            )
     log.info("DHIS2 causes of death: %s", counts)
     return counts

@@ -50,13 +50,14 @@ log = logging.getLogger(__name__)
 SOURCE = "excel"
 FACILITY_DIR = re.compile(r"^[0-9A-Z]{5}$")
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download")
-CHUNK_ROWS = 25_000          # rows per ingestion batch (bounds the memory of one ingest)
-MIN_AGE_S = 15.0             # a file younger than this may still be being written (local folder)
+CHUNK_ROWS = 25_000  # rows per ingestion batch (bounds the memory of one ingest)
+MIN_AGE_S = 15.0  # a file younger than this may still be being written (local folder)
 FINAL = ("done", "quarantined")
 _LOCK_NS = 7_263
 
 
 # ---------------------------------------------------------------- configuration
+
 
 def _setting(variable: str, env: str, default: str | None) -> str | None:
     try:
@@ -211,6 +212,7 @@ def prepare(root, facilities: list[str]) -> None:
 
 # ---------------------------------------------------------------- ledger
 
+
 def _file(conn: psycopg.Connection, file_id: int) -> dict:
     cur = conn.execute("SELECT * FROM wh.excel_file WHERE file_id = %s", (file_id,))
     row = cur.fetchone()
@@ -219,8 +221,9 @@ def _file(conn: psycopg.Connection, file_id: int) -> dict:
     return dict(zip([d.name for d in cur.description], row, strict=True))
 
 
-def scan(root, dsn: str, *, run_id: str | None = None, min_age: float = MIN_AGE_S,
-         limits: Limits | None = None) -> dict:
+def scan(
+    root, dsn: str, *, run_id: str | None = None, min_age: float = MIN_AGE_S, limits: Limits | None = None
+) -> dict:
     """Take new files out of the inbox, claim each distinct content once, handle repeated drops.
     Returns {"file_ids": [...], counts}: the files (new or unfinished) to process."""
     limits = limits or Limits.from_env()
@@ -253,16 +256,20 @@ def scan(root, dsn: str, *, run_id: str | None = None, min_age: float = MIN_AGE_
             row = conn.execute(
                 "INSERT INTO wh.excel_file (content_hash, facility_code, file_name, inbox_key, size_bytes, "
                 "claimed_run, attempts) VALUES (%s, %s, %s, %s, %s, %s, 0) ON CONFLICT (content_hash) DO NOTHING "
-                "RETURNING file_id", (digest, facility, name, key, size, run_id)).fetchone()
+                "RETURNING file_id",
+                (digest, facility, name, key, size, run_id),
+            ).fetchone()
             if row:
-                conn.execute("INSERT INTO wh.excel_drop (file_id, object_key, outcome) VALUES (%s, %s, 'claimed')",
-                             (row[0], key))
+                conn.execute(
+                    "INSERT INTO wh.excel_drop (file_id, object_key, outcome) VALUES (%s, %s, 'claimed')", (row[0], key)
+                )
                 conn.commit()
                 todo.add(row[0])
                 claimed += 1
                 continue
-            f = conn.execute("SELECT file_id, status, inbox_key FROM wh.excel_file WHERE content_hash = %s",
-                             (digest,)).fetchone()
+            f = conn.execute(
+                "SELECT file_id, status, inbox_key FROM wh.excel_file WHERE content_hash = %s", (digest,)
+            ).fetchone()
             file_id, status, claimed_key = f
             if claimed_key == key:
                 if status not in FINAL:
@@ -273,10 +280,17 @@ def scan(root, dsn: str, *, run_id: str | None = None, min_age: float = MIN_AGE_
                 continue
             _duplicate(root, conn, file_id, facility, name, key, path)
             dups += 1
-        todo.update(r[0] for r in conn.execute(
-            "SELECT file_id FROM wh.excel_file WHERE status NOT IN ('done', 'quarantined')"))
-    out = {"file_ids": sorted(todo), "taken": moved, "claimed": claimed, "duplicates": dups,
-           "waiting": waiting, "too_recent": young}
+        todo.update(
+            r[0] for r in conn.execute("SELECT file_id FROM wh.excel_file WHERE status NOT IN ('done', 'quarantined')")
+        )
+    out = {
+        "file_ids": sorted(todo),
+        "taken": moved,
+        "claimed": claimed,
+        "duplicates": dups,
+        "waiting": waiting,
+        "too_recent": young,
+    }
     log.info("Excel inbox scan: %s", out)
     return out
 
@@ -286,18 +300,32 @@ def _duplicate(root, conn, file_id: int, facility: str, name: str, key: str, pat
     from certpipe.sources.excel import result
 
     orig = _file(conn, file_id)
-    drop_id = conn.execute("INSERT INTO wh.excel_drop (file_id, object_key, outcome) VALUES (%s, %s, 'duplicate') "
-                           "RETURNING drop_id", (file_id, key)).fetchone()[0]
+    drop_id = conn.execute(
+        "INSERT INTO wh.excel_drop (file_id, object_key, outcome) VALUES (%s, %s, 'duplicate') RETURNING drop_id",
+        (file_id, key),
+    ).fetchone()[0]
     conn.commit()
     rkey = result_key(facility, file_id, name, drop_id)
     fkey = f"processed/{facility}/{file_id}-trung-{drop_id}-{name}"
-    extra = [f"Nội dung trùng với file mã {file_id} nộp lúc {result._when(orig['claimed_at'])}"
-             + (f"; kết quả của file đó: {orig['result_key']}" if orig.get("result_key") else "") + "."]
+    extra = [
+        f"Nội dung trùng với file mã {file_id} nộp lúc {result._when(orig['claimed_at'])}"
+        + (f"; kết quả của file đó: {orig['result_key']}" if orig.get("result_key") else "")
+        + "."
+    ]
     with tempfile.TemporaryDirectory(prefix="certpipe-xl-") as tmp:
-        local = result.write(Path(tmp) / "result.xlsx", {
-            "file_name": name, "facility": facility, "file_id": file_id, "status": "duplicate",
-            "received_at": dt.datetime.now(dt.UTC), "finished_at": dt.datetime.now(dt.UTC),
-            "reason_code": "FILE_DUPLICATE", "extra": extra})
+        local = result.write(
+            Path(tmp) / "result.xlsx",
+            {
+                "file_name": name,
+                "facility": facility,
+                "file_id": file_id,
+                "status": "duplicate",
+                "received_at": dt.datetime.now(dt.UTC),
+                "finished_at": dt.datetime.now(dt.UTC),
+                "reason_code": "FILE_DUPLICATE",
+                "extra": extra,
+            },
+        )
         _upload(local, _child(root, rkey))
     _move(path, _child(root, fkey))
     conn.execute("UPDATE wh.excel_drop SET final_key = %s, result_key = %s WHERE drop_id = %s", (fkey, rkey, drop_id))
@@ -307,8 +335,16 @@ def _duplicate(root, conn, file_id: int, facility: str, name: str, key: str, pat
 
 # ---------------------------------------------------------------- processing one file
 
-def process(root, dsn: str, file_id: int, *, run_id: str | None = None, limits: Limits | None = None,
-            chunk_rows: int = CHUNK_ROWS) -> dict:
+
+def process(
+    root,
+    dsn: str,
+    file_id: int,
+    *,
+    run_id: str | None = None,
+    limits: Limits | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> dict:
     """Process one claimed file to the end (resumes where an earlier attempt stopped). Counts only."""
     limits = limits or Limits.from_env()
     with psycopg.connect(dsn, autocommit=True, application_name="certpipe-lock") as lock:
@@ -319,26 +355,28 @@ def process(root, dsn: str, file_id: int, *, run_id: str | None = None, limits: 
 
 
 def _locate(root, f: dict):
-    for key in (f["inbox_key"], final_key("processed", f["facility_code"], f["file_id"], f["file_name"]),
-                final_key("quarantine", f["facility_code"], f["file_id"], f["file_name"])):
+    for key in (
+        f["inbox_key"],
+        final_key("processed", f["facility_code"], f["file_id"], f["file_name"]),
+        final_key("quarantine", f["facility_code"], f["file_id"], f["file_name"]),
+    ):
         p = _child(root, key)
         if p.exists():
             return key, p
     return None, None
 
 
-def _process(root, conn: psycopg.Connection, file_id: int, tmp: Path, run_id, limits: Limits,
-             chunk_rows: int) -> dict:
+def _process(root, conn: psycopg.Connection, file_id: int, tmp: Path, run_id, limits: Limits, chunk_rows: int) -> dict:
     f = _file(conn, file_id)
     if f["status"] in FINAL:
         return _summary(f)
-    conn.execute("UPDATE wh.excel_file SET attempts = attempts + 1, updated_at = now() WHERE file_id = %s",
-                 (file_id,))
+    conn.execute("UPDATE wh.excel_file SET attempts = attempts + 1, updated_at = now() WHERE file_id = %s", (file_id,))
     conn.commit()
     key, path = _locate(root, f)
     if path is None:
-        raise FileNotFoundError(f"Excel file {file_id}: the claimed object is missing from processing/, "
-                                f"processed/ and quarantine/")
+        raise FileNotFoundError(
+            f"Excel file {file_id}: the claimed object is missing from processing/, processed/ and quarantine/"
+        )
     if f["size_bytes"] > limits.max_bytes:
         return _quarantine(root, conn, f, key, "FILE_TOO_LARGE", tmp)
     local = tmp / "source.xlsx"
@@ -366,10 +404,22 @@ def _process(root, conn: psycopg.Connection, file_id: int, tmp: Path, run_id, li
     from certpipe.sources.excel import result
 
     with conn.transaction():
-        result.write(out, {"file_name": f["file_name"], "facility": f["facility_code"], "file_id": file_id,
-                           "received_at": f["claimed_at"], "finished_at": finished, "status": "done"},
-                     source=local, outcomes=lambda kind: _outcomes(conn, file_id, kind),
-                     per_sheet=per_sheet, rules=rules, notes=notes)
+        result.write(
+            out,
+            {
+                "file_name": f["file_name"],
+                "facility": f["facility_code"],
+                "file_id": file_id,
+                "received_at": f["claimed_at"],
+                "finished_at": finished,
+                "status": "done",
+            },
+            source=local,
+            outcomes=lambda kind: _outcomes(conn, file_id, kind),
+            per_sheet=per_sheet,
+            rules=rules,
+            notes=notes,
+        )
     conn.commit()
     _upload(out, _child(root, rkey))
     fkey = final_key("processed", f["facility_code"], file_id, f["file_name"])
@@ -377,10 +427,15 @@ def _process(root, conn: psycopg.Connection, file_id: int, tmp: Path, run_id, li
     counts = _counts(conn, file_id)
     for (batch_id,) in conn.execute("SELECT batch_id FROM wh.excel_file_batch WHERE file_id = %s", (file_id,)):
         warehouse.mark_batch(conn, batch_id, "acknowledged", {"result_key": rkey})
-    conn.execute("UPDATE wh.excel_file SET status = 'done', finished_at = %s, updated_at = now(), final_key = %s, "
-                 "result_key = %s, counts = %s WHERE file_id = %s", (finished, fkey, rkey, Jsonb(counts), file_id))
-    conn.execute("UPDATE wh.excel_drop SET final_key = %s, result_key = %s WHERE file_id = %s AND outcome = 'claimed'",
-                 (fkey, rkey, file_id))
+    conn.execute(
+        "UPDATE wh.excel_file SET status = 'done', finished_at = %s, updated_at = now(), final_key = %s, "
+        "result_key = %s, counts = %s WHERE file_id = %s",
+        (finished, fkey, rkey, Jsonb(counts), file_id),
+    )
+    conn.execute(
+        "UPDATE wh.excel_drop SET final_key = %s, result_key = %s WHERE file_id = %s AND outcome = 'claimed'",
+        (fkey, rkey, file_id),
+    )
     conn.commit()
     f = _file(conn, file_id)
     log.info("Excel file %d (facility %s): %s", file_id, f["facility_code"], _summary(f))
@@ -389,8 +444,13 @@ def _process(root, conn: psycopg.Connection, file_id: int, tmp: Path, run_id, li
 
 def _summary(f: dict) -> dict:
     """Safe for logs and XCom: ids, codes and counts, no file name."""
-    return {"file_id": f["file_id"], "facility": f["facility_code"], "status": f["status"],
-            "reason": f["reason_code"], **{k: v for k, v in (f["counts"] or {}).items()}}
+    return {
+        "file_id": f["file_id"],
+        "facility": f["facility_code"],
+        "status": f["status"],
+        "reason": f["reason_code"],
+        **{k: v for k, v in (f["counts"] or {}).items()},
+    }
 
 
 def _land(conn: psycopg.Connection, f: dict, local: Path, run_id, chunk_rows: int) -> None:
@@ -404,19 +464,34 @@ def _land(conn: psycopg.Connection, f: dict, local: Path, run_id, chunk_rows: in
         buf = buffers.get(kind)
         if not buf:
             return
-        batch_id = warehouse.create_batch(conn, source=SOURCE, source_ref=facility, kind=kind, run_id=run_id,
-                                          meta={"file_id": file_id, "chunk": chunks[kind]})
+        batch_id = warehouse.create_batch(
+            conn,
+            source=SOURCE,
+            source_ref=facility,
+            kind=kind,
+            run_id=run_id,
+            meta={"file_id": file_id, "chunk": chunks[kind]},
+        )
         warehouse.land(conn, batch_id, buf)
-        conn.execute("INSERT INTO wh.excel_file_batch (file_id, batch_id, kind, chunk) VALUES (%s, %s, %s, %s)",
-                     (file_id, batch_id, kind, chunks[kind]))
+        conn.execute(
+            "INSERT INTO wh.excel_file_batch (file_id, batch_id, kind, chunk) VALUES (%s, %s, %s, %s)",
+            (file_id, batch_id, kind, chunks[kind]),
+        )
         chunks[kind] += 1
         buf.clear()
 
     with conn.transaction(), Workbook(local) as wb:
         for sheet in wb.sheets():
             lay = sheet.layout
-            note = {"number": lay.number, "name": lay.name, "kind": lay.kind, "header_row": lay.header_row,
-                    "ignored": lay.ignored, "engine": lay.engine, "rows": 0}
+            note = {
+                "number": lay.number,
+                "name": lay.name,
+                "kind": lay.kind,
+                "header_row": lay.header_row,
+                "ignored": lay.ignored,
+                "engine": lay.engine,
+                "rows": 0,
+            }
             sheets.append(note)
             if not lay.kind:
                 continue
@@ -430,11 +505,18 @@ def _land(conn: psycopg.Connection, f: dict, local: Path, run_id, chunk_rows: in
             flush(kind)
         if not any(s["kind"] for s in sheets):
             raise Unreadable("FILE_NO_DATA")
-        conn.execute("UPDATE wh.excel_file SET status = 'landed', sheets = %s, updated_at = now() WHERE file_id = %s",
-                     (Jsonb(sheets), file_id))
+        conn.execute(
+            "UPDATE wh.excel_file SET status = 'landed', sheets = %s, updated_at = now() WHERE file_id = %s",
+            (Jsonb(sheets), file_id),
+        )
     conn.commit()
-    log.info("Excel file %d (facility %s): landed %d row(s) from %d data sheet(s)", file_id, facility,
-             sum(s["rows"] for s in sheets), sum(1 for s in sheets if s["kind"]))
+    log.info(
+        "Excel file %d (facility %s): landed %d row(s) from %d data sheet(s)",
+        file_id,
+        facility,
+        sum(s["rows"] for s in sheets),
+        sum(1 for s in sheets if s["kind"]),
+    )
 
 
 def _other_facility(kind: str, payloads: list, facility: str) -> dict[int, list[dict]]:
@@ -462,32 +544,46 @@ def _ingest(conn: psycopg.Connection, f: dict) -> None:
     facility = f["facility_code"]
     batches = conn.execute(
         "SELECT b.batch_id, b.kind FROM wh.excel_file_batch b JOIN wh.ingest_batch i USING (batch_id) "
-        "WHERE b.file_id = %s AND i.status = 'landed' ORDER BY b.kind, b.chunk", (f["file_id"],)).fetchall()
+        "WHERE b.file_id = %s AND i.status = 'landed' ORDER BY b.kind, b.chunk",
+        (f["file_id"],),
+    ).fetchall()
     for batch_id, kind in batches:
         ids, payloads = warehouse.landed(conn, batch_id)
         refusals = _other_facility(kind, payloads, facility)
-        result = ingest(conn, batch_id=batch_id, kind=kind, source=SOURCE, source_ref=facility, records=payloads,
-                        record_ids=ids, refusals=refusals)
+        result = ingest(
+            conn,
+            batch_id=batch_id,
+            kind=kind,
+            source=SOURCE,
+            source_ref=facility,
+            records=payloads,
+            record_ids=ids,
+            refusals=refusals,
+        )
         conn.commit()
         check_refusal_rate({**result.summary(), "source_ref": facility}, source=SOURCE)
-    conn.execute("UPDATE wh.excel_file SET status = 'ingested', updated_at = now() WHERE file_id = %s",
-                 (f["file_id"],))
+    conn.execute("UPDATE wh.excel_file SET status = 'ingested', updated_at = now() WHERE file_id = %s", (f["file_id"],))
     conn.commit()
 
 
 def _outcomes(conn: psycopg.Connection, file_id: int, kind: str) -> Iterator[tuple[str, str, list | None]]:
     with conn.cursor(name=f"xl_out_{file_id}_{kind.lower()}") as cur:
         cur.itersize = 5000
-        cur.execute("SELECT r.source_record_id, r.outcome, r.reasons FROM wh.excel_file_batch b "
-                    "JOIN wh.batch_record r USING (batch_id) WHERE b.file_id = %s AND b.kind = %s "
-                    "ORDER BY b.chunk, r.row_no", (file_id, kind))
+        cur.execute(
+            "SELECT r.source_record_id, r.outcome, r.reasons FROM wh.excel_file_batch b "
+            "JOIN wh.batch_record r USING (batch_id) WHERE b.file_id = %s AND b.kind = %s "
+            "ORDER BY b.chunk, r.row_no",
+            (file_id, kind),
+        )
         yield from cur
 
 
 def _sheet_counts(conn: psycopg.Connection, file_id: int, sheets: list[dict]) -> tuple[list[dict], dict]:
     rows = conn.execute(
         "SELECT split_part(r.source_record_id, '!', 1)::int, r.outcome, count(*) FROM wh.excel_file_batch b "
-        "JOIN wh.batch_record r USING (batch_id) WHERE b.file_id = %s GROUP BY 1, 2", (file_id,)).fetchall()
+        "JOIN wh.batch_record r USING (batch_id) WHERE b.file_id = %s GROUP BY 1, 2",
+        (file_id,),
+    ).fetchall()
     by_sheet: dict[int, Counter] = {}
     for number, outcome, n in rows:
         by_sheet.setdefault(number, Counter())[outcome] += n
@@ -496,10 +592,14 @@ def _sheet_counts(conn: psycopg.Connection, file_id: int, sheets: list[dict]) ->
         if s.get("kind"):
             c = by_sheet.get(s["number"], Counter())
             per_sheet.append({"sheet": s["name"], "kind": s["kind"], "received": sum(c.values()), **c})
-    rules = dict(conn.execute(
-        "SELECT code, count(*) FROM (SELECT DISTINCT r.batch_id, r.row_no, e->>'code' AS code "
-        "FROM wh.excel_file_batch b JOIN wh.batch_record r USING (batch_id), jsonb_array_elements(r.reasons) e "
-        "WHERE b.file_id = %s AND r.outcome = 'refused') t GROUP BY code", (file_id,)).fetchall())
+    rules = dict(
+        conn.execute(
+            "SELECT code, count(*) FROM (SELECT DISTINCT r.batch_id, r.row_no, e->>'code' AS code "
+            "FROM wh.excel_file_batch b JOIN wh.batch_record r USING (batch_id), jsonb_array_elements(r.reasons) e "
+            "WHERE b.file_id = %s AND r.outcome = 'refused') t GROUP BY code",
+            (file_id,),
+        ).fetchall()
+    )
     return per_sheet, rules
 
 
@@ -507,11 +607,13 @@ def _notes(sheets: list[dict]) -> list[str]:
     notes = []
     for s in sheets:
         if not s.get("kind"):
-            notes.append(f"Trang \"{s['name']}\": không có dòng tên cột của giấy chứng sinh/giấy báo tử, không đọc.")
+            notes.append(f'Trang "{s["name"]}": không có dòng tên cột của giấy chứng sinh/giấy báo tử, không đọc.')
         elif s.get("ignored"):
-            cols = ", ".join(f"\"{c}\"" for c in s["ignored"][:20])
-            notes.append(f"Trang \"{s['name']}\" (dòng tên cột {s['header_row']}): các cột không nhận ra hoặc bị "
-                         f"trùng nên không đọc: {cols}.")
+            cols = ", ".join(f'"{c}"' for c in s["ignored"][:20])
+            notes.append(
+                f'Trang "{s["name"]}" (dòng tên cột {s["header_row"]}): các cột không nhận ra hoặc bị '
+                f"trùng nên không đọc: {cols}."
+            )
     return notes
 
 
@@ -519,15 +621,27 @@ def _counts(conn: psycopg.Connection, file_id: int) -> dict:
     rows = conn.execute(
         "SELECT i.kind, i.received, i.stored, i.updated, i.unchanged, i.refused, i.refusals_by_rule "
         "FROM wh.excel_file_batch b JOIN wh.ingest_batch i USING (batch_id) WHERE b.file_id = %s",
-        (file_id,)).fetchall()
+        (file_id,),
+    ).fetchall()
     total = Counter()
     rules: Counter = Counter()
     for kind, received, stored, updated, unchanged, refused, by_rule in rows:
-        total.update({"received": received, "stored": stored, "updated": updated, "unchanged": unchanged,
-                      "refused": refused, f"received_{kind.lower()}": received})
+        total.update(
+            {
+                "received": received,
+                "stored": stored,
+                "updated": updated,
+                "unchanged": unchanged,
+                "refused": refused,
+                f"received_{kind.lower()}": received,
+            }
+        )
         rules.update(by_rule or {})
-    return {**{k: total[k] for k in ("received", "stored", "updated", "unchanged", "refused")},
-            "refusals_by_rule": dict(sorted(rules.items())), "batches": len(rows)}
+    return {
+        **{k: total[k] for k in ("received", "stored", "updated", "unchanged", "refused")},
+        "refusals_by_rule": dict(sorted(rules.items())),
+        "batches": len(rows),
+    }
 
 
 def _quarantine(root, conn: psycopg.Connection, f: dict, key: str, code: str, tmp: Path) -> dict:
@@ -537,16 +651,29 @@ def _quarantine(root, conn: psycopg.Connection, f: dict, key: str, code: str, tm
     rkey = result_key(facility, file_id, f["file_name"])
     fkey = final_key("quarantine", facility, file_id, f["file_name"])
     finished = dt.datetime.now(dt.UTC)
-    out = result.write(tmp / "result.xlsx", {"file_name": f["file_name"], "facility": facility, "file_id": file_id,
-                                             "received_at": f["claimed_at"], "finished_at": finished,
-                                             "status": "quarantined", "reason_code": code})
+    out = result.write(
+        tmp / "result.xlsx",
+        {
+            "file_name": f["file_name"],
+            "facility": facility,
+            "file_id": file_id,
+            "received_at": f["claimed_at"],
+            "finished_at": finished,
+            "status": "quarantined",
+            "reason_code": code,
+        },
+    )
     _upload(out, _child(root, rkey))
     _move(_child(root, key), _child(root, fkey))
-    conn.execute("UPDATE wh.excel_file SET status = 'quarantined', reason_code = %s, finished_at = %s, "
-                 "updated_at = now(), final_key = %s, result_key = %s WHERE file_id = %s",
-                 (code, finished, fkey, rkey, file_id))
-    conn.execute("UPDATE wh.excel_drop SET final_key = %s, result_key = %s WHERE file_id = %s AND outcome = 'claimed'",
-                 (fkey, rkey, file_id))
+    conn.execute(
+        "UPDATE wh.excel_file SET status = 'quarantined', reason_code = %s, finished_at = %s, "
+        "updated_at = now(), final_key = %s, result_key = %s WHERE file_id = %s",
+        (code, finished, fkey, rkey, file_id),
+    )
+    conn.execute(
+        "UPDATE wh.excel_drop SET final_key = %s, result_key = %s WHERE file_id = %s AND outcome = 'claimed'",
+        (fkey, rkey, file_id),
+    )
     conn.commit()
     log.info("Excel file %d (facility %s): quarantined (%s)", file_id, facility, code)
     return _summary(_file(conn, file_id))

@@ -34,9 +34,11 @@ HEADER_SCAN = 30  # rows searched for the header
 MIN_HEADER_FIELDS = 4
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls, and password-protected .xlsx (encrypted OOXML)
 ZIP_MAGIC = b"PK\x03\x04"
-_NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
-       "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
-       "pr": "http://schemas.openxmlformats.org/package/2006/relationships"}
+_NS = {
+    "m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+    "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+    "pr": "http://schemas.openxmlformats.org/package/2006/relationships",
+}
 _DIM = re.compile(rb'<(?:\w+:)?dimension ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
 _CODE_LABEL = re.compile(r"^\s*([0-9A-Za-z]{1,4})\s*[-–:]\s+\S")  # "1 - Nam", "01 - Kinh" (template drop-downs)
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
@@ -57,23 +59,26 @@ def _env_int(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class Limits:
-    max_bytes: int = 100 * 2**20          # file size
-    max_unzipped: int = 4 * 2**30         # sum of the uncompressed parts
-    max_ratio: int = 200                  # compression ratio of one part (parts over 1 MiB)
-    max_entries: int = 10_000             # parts in the zip
-    calamine_max_cells: int = 6_000_000   # above: openpyxl read-only (streamed) instead of calamine
+    max_bytes: int = 100 * 2**20  # file size
+    max_unzipped: int = 4 * 2**30  # sum of the uncompressed parts
+    max_ratio: int = 200  # compression ratio of one part (parts over 1 MiB)
+    max_entries: int = 10_000  # parts in the zip
+    calamine_max_cells: int = 6_000_000  # above: openpyxl read-only (streamed) instead of calamine
 
     @classmethod
     def from_env(cls) -> Limits:
         d = cls()
-        return cls(max_bytes=_env_int("CERTPIPE_EXCEL_MAX_BYTES", d.max_bytes),
-                   max_unzipped=_env_int("CERTPIPE_EXCEL_MAX_UNZIPPED", d.max_unzipped),
-                   max_ratio=_env_int("CERTPIPE_EXCEL_MAX_RATIO", d.max_ratio),
-                   max_entries=d.max_entries,
-                   calamine_max_cells=_env_int("CERTPIPE_EXCEL_CALAMINE_MAX_CELLS", d.calamine_max_cells))
+        return cls(
+            max_bytes=_env_int("CERTPIPE_EXCEL_MAX_BYTES", d.max_bytes),
+            max_unzipped=_env_int("CERTPIPE_EXCEL_MAX_UNZIPPED", d.max_unzipped),
+            max_ratio=_env_int("CERTPIPE_EXCEL_MAX_RATIO", d.max_ratio),
+            max_entries=d.max_entries,
+            calamine_max_cells=_env_int("CERTPIPE_EXCEL_CALAMINE_MAX_CELLS", d.calamine_max_cells),
+        )
 
 
 # ---------------------------------------------------------------- safety
+
 
 def _contains(path: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
     tail = b""
@@ -81,7 +86,7 @@ def _contains(path: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
         while block := f.read(chunk):
             if needle in tail + block:
                 return True
-            tail = block[-len(needle):]
+            tail = block[-len(needle) :]
     return False
 
 
@@ -94,8 +99,9 @@ def check_file(path: Path, limits: Limits | None = None) -> None:
     with open(path, "rb") as f:
         head = f.read(8)
     if head == OLE_MAGIC:  # a compound file: encrypted OOXML carries an "EncryptedPackage" stream
-        raise Unreadable("FILE_ENCRYPTED" if _contains(path, "EncryptedPackage".encode("utf-16-le"))
-                         else "FILE_LEGACY_XLS")
+        raise Unreadable(
+            "FILE_ENCRYPTED" if _contains(path, "EncryptedPackage".encode("utf-16-le")) else "FILE_LEGACY_XLS"
+        )
     if not head.startswith(ZIP_MAGIC):
         raise Unreadable("FILE_NOT_WORKBOOK")
     try:
@@ -115,6 +121,7 @@ def check_file(path: Path, limits: Limits | None = None) -> None:
 
 # ---------------------------------------------------------------- header vocabulary
 
+
 def fold(text: str) -> str:
     """Header text compared without case, diacritics, punctuation or spacing ("Họ tên mẹ" == "HO TEN ME")."""
     s = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
@@ -125,7 +132,7 @@ def fold(text: str) -> str:
 @dataclass(frozen=True)
 class Vocabulary:
     kind: str
-    codes: dict[str, str]   # official name or alias, upper case -> canonical name
+    codes: dict[str, str]  # official name or alias, upper case -> canonical name
     labels: dict[str, str]  # folded Vietnamese label -> canonical name
 
     def match(self, cell) -> str | None:
@@ -168,16 +175,17 @@ def code_list_fields() -> frozenset[str]:
 
 # ---------------------------------------------------------------- workbook structure
 
+
 @dataclass
 class SheetLayout:
-    number: int                       # 1-based position in the workbook
+    number: int  # 1-based position in the workbook
     name: str
-    kind: str | None = None           # None: no header found, sheet skipped
-    header_row: int = 0               # Excel row number of the (last) header row
-    first_col: int = 0                # absolute column index of list index 0 in the rows of this sheet
-    columns: dict[int, str] = field(default_factory=dict)   # list index -> canonical field
-    headers: list = field(default_factory=list)            # header cells, list-indexed
-    ignored: list[str] = field(default_factory=list)       # header texts not recognised / repeated
+    kind: str | None = None  # None: no header found, sheet skipped
+    header_row: int = 0  # Excel row number of the (last) header row
+    first_col: int = 0  # absolute column index of list index 0 in the rows of this sheet
+    columns: dict[int, str] = field(default_factory=dict)  # list index -> canonical field
+    headers: list = field(default_factory=list)  # header cells, list-indexed
+    ignored: list[str] = field(default_factory=list)  # header texts not recognised / repeated
     engine: str = "calamine"
 
     @property
@@ -279,8 +287,9 @@ class Sheet:
             return
         strip = code_list_fields()
         spec = kind_spec(lay.kind)
-        plan = [(j, name, name in strip, spec.by_name[name].type == "datetime")
-                for j, name in sorted(lay.columns.items())]
+        plan = [
+            (j, name, name in strip, spec.by_name[name].type == "datetime") for j, name in sorted(lay.columns.items())
+        ]
         for excel_row, values in self._rows:
             rec = {}
             n = len(values)
@@ -324,8 +333,7 @@ class Workbook:
                 parts = _sheet_parts(zf)
                 self._cells = {name: estimated_cells(zf, info) for name, info in parts.items()}
             self._calamine = pc.CalamineWorkbook.from_path(str(self.path))
-            self._names = [m.name for m in self._calamine.sheets_metadata
-                           if m.typ == pc.SheetTypeEnum.WorkSheet]
+            self._names = [m.name for m in self._calamine.sheets_metadata if m.typ == pc.SheetTypeEnum.WorkSheet]
         except pc.PasswordError:
             raise Unreadable("FILE_ENCRYPTED") from None
         except (pc.CalamineError, zipfile.BadZipFile, ET.ParseError, KeyError, OSError, ValueError):
@@ -346,6 +354,7 @@ class Workbook:
             # python-calamine yields rows from row 1 and columns from the first used column
             for i, values in enumerate(sheet.iter_rows()):
                 yield i + 1, values
+
         return first_col, rows()
 
     def _openpyxl_rows(self, name: str) -> tuple[int, Iterator[tuple[int, list]]]:
@@ -359,6 +368,7 @@ class Workbook:
         def rows():
             for i, values in enumerate(ws.iter_rows(values_only=True)):
                 yield i + 1, list(values)
+
         return 0, rows()
 
     def sheets(self) -> Iterator[Sheet]:
@@ -389,11 +399,10 @@ class Workbook:
             layout.headers = list(head[i][1])
             while layout.headers and _empty(layout.headers[-1]):
                 layout.headers.pop()
-            layout.ignored = [str(v).strip() for j, v in enumerate(layout.headers)
-                              if j not in cols and not _empty(v)]
+            layout.ignored = [str(v).strip() for j, v in enumerate(layout.headers) if j not in cols and not _empty(v)]
             # a second header row right below (the template: labels, then codes) is not data
             vocab = vocabulary(kind)
-            rest = head[i + 1:]
+            rest = head[i + 1 :]
             while rest and sum(1 for v in rest[0][1] if vocab.match(v)) >= max(MIN_HEADER_FIELDS, len(cols) // 2):
                 layout.header_row = rest[0][0]
                 rest = rest[1:]

@@ -19,11 +19,18 @@ from certpipe.core.schema import kind_spec, message
 from certpipe.sources.excel.reader import SheetLayout, Workbook
 
 SUMMARY_SHEET = "Tóm tắt"
-OUTCOME_TEXT = {"stored": "Đã nhận (mới)", "updated": "Đã nhận (cập nhật)",
-                "unchanged": "Đã nhận (không thay đổi)", "refused": "Không nhận"}
+OUTCOME_TEXT = {
+    "stored": "Đã nhận (mới)",
+    "updated": "Đã nhận (cập nhật)",
+    "unchanged": "Đã nhận (không thay đổi)",
+    "refused": "Không nhận",
+}
 KIND_TEXT = {"GCS": "Giấy chứng sinh", "GBT": "Giấy báo tử"}
-STATUS_TEXT = {"done": "Đã xử lý", "quarantined": "Không đọc được file (đã chuyển vào thư mục quarantine/)",
-               "duplicate": "Trùng với file đã nộp (không xử lý lại)"}
+STATUS_TEXT = {
+    "done": "Đã xử lý",
+    "quarantined": "Không đọc được file (đã chuyển vào thư mục quarantine/)",
+    "duplicate": "Trùng với file đã nộp (không xử lý lại)",
+}
 _PAREN = re.compile(r"\s*\(.*?\)")
 FIXED = ["Dòng trong file gốc", "Kết quả", "Lý do"]
 
@@ -73,16 +80,18 @@ def _write_value(ws, r: int, c: int, v, fm: _Formats, bad: bool) -> None:
         ws.write_number(r, c, v, fm.cell_bad if bad else None)
     elif t is dt.datetime:
         has_time = v.hour or v.minute or v.second
-        ws.write_datetime(r, c, v, (fm.datetime_bad if bad else fm.datetime) if has_time else
-                          (fm.date_bad if bad else fm.date))
+        ws.write_datetime(
+            r, c, v, (fm.datetime_bad if bad else fm.datetime) if has_time else (fm.date_bad if bad else fm.date)
+        )
     elif t is dt.date:
         ws.write_datetime(r, c, dt.datetime(v.year, v.month, v.day), fm.date_bad if bad else fm.date)
     else:
         ws.write_string(r, c, str(v), fm.cell_bad if bad else None)
 
 
-def _summary(wb, fm: _Formats, info: Mapping, per_sheet: list[dict], rules: Mapping[str, int],
-             notes: list[str]) -> None:
+def _summary(
+    wb, fm: _Formats, info: Mapping, per_sheet: list[dict], rules: Mapping[str, int], notes: list[str]
+) -> None:
     ws = wb.add_worksheet(SUMMARY_SHEET)
     ws.set_column(0, 0, 34)
     ws.set_column(1, 1, 90, fm.wrap)
@@ -91,11 +100,14 @@ def _summary(wb, fm: _Formats, info: Mapping, per_sheet: list[dict], rules: Mapp
     ws.write_string(r, 0, "KẾT QUẢ XỬ LÝ FILE GIẤY CHỨNG SINH / GIẤY BÁO TỬ", fm.title)
     r += 2
     status = info.get("status", "done")
-    rows = [("Tên file", info.get("file_name", "")), ("Mã cơ sở khám, chữa bệnh", info.get("facility", "")),
-            ("Mã file (dùng khi cần tra cứu)", str(info.get("file_id", ""))),
-            ("Thời điểm nhận file", _when(info.get("received_at"))),
-            ("Thời điểm xử lý xong", _when(info.get("finished_at"))),
-            ("Trạng thái", STATUS_TEXT.get(status, status))]
+    rows = [
+        ("Tên file", info.get("file_name", "")),
+        ("Mã cơ sở khám, chữa bệnh", info.get("facility", "")),
+        ("Mã file (dùng khi cần tra cứu)", str(info.get("file_id", ""))),
+        ("Thời điểm nhận file", _when(info.get("received_at"))),
+        ("Thời điểm xử lý xong", _when(info.get("finished_at"))),
+        ("Trạng thái", STATUS_TEXT.get(status, status)),
+    ]
     if info.get("reason_code"):
         rows.append(("Lý do", message(info["reason_code"])))
     for note in info.get("extra", ()):
@@ -155,10 +167,16 @@ def _sheet_name(name: str, taken: set[str]) -> str:
     return out
 
 
-def write(out: Path | str, info: Mapping, *, source: Path | str | None = None,
-          outcomes: Callable[[str], Iterator[tuple[str, str, list | None]]] | None = None,
-          per_sheet: Iterable[dict] = (), rules: Mapping[str, int] | None = None,
-          notes: Iterable[str] = ()) -> Path:
+def write(
+    out: Path | str,
+    info: Mapping,
+    *,
+    source: Path | str | None = None,
+    outcomes: Callable[[str], Iterator[tuple[str, str, list | None]]] | None = None,
+    per_sheet: Iterable[dict] = (),
+    rules: Mapping[str, int] | None = None,
+    notes: Iterable[str] = (),
+) -> Path:
     """Write the result workbook to `out`.
 
     info: file_name, facility, file_id, received_at, finished_at, status (done | quarantined | duplicate),
@@ -168,9 +186,16 @@ def write(out: Path | str, info: Mapping, *, source: Path | str | None = None,
     import xlsxwriter
 
     out = Path(out)
-    wb = xlsxwriter.Workbook(str(out), {"constant_memory": True, "strings_to_numbers": False,
-                                        "strings_to_formulas": False, "strings_to_urls": False,
-                                        "nan_inf_to_errors": True})
+    wb = xlsxwriter.Workbook(
+        str(out),
+        {
+            "constant_memory": True,
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "nan_inf_to_errors": True,
+        },
+    )
     fm = _Formats(wb)
     _summary(wb, fm, info, list(per_sheet), rules or {}, list(notes))
     if source is not None and outcomes is not None and info.get("status", "done") == "done":
@@ -223,10 +248,10 @@ def _data_sheet(wb, fm: _Formats, sheet, lay: SheetLayout, stream: Iterator, nam
         ws.write_string(r, 1, OUTCOME_TEXT.get(outcome, outcome), fm.bad if refused else fm.ok)
         if texts:
             ws.write_string(r, 2, "; ".join(texts))
-        for j, v in enumerate(values[:lay.width]):
+        for j, v in enumerate(values[: lay.width]):
             _write_value(ws, r, n_fixed + j, v, fm, j in by_col)
         for j, msgs in by_col.items():
-            if j >= len(values[:lay.width]):
+            if j >= len(values[: lay.width]):
                 _write_value(ws, r, n_fixed + j, None, fm, True)
             ws.write_comment(r, n_fixed + j, "\n".join(dict.fromkeys(msgs)), {"x_scale": 2.5, "y_scale": 1.5})
         if loose:

@@ -28,18 +28,23 @@ HEADER_ROWS = 3  # title, labels, codes
 LISTS_SHEET = "Danh mục"
 INSTRUCTIONS_SHEET = "Hướng dẫn"
 NUMBER_FORMATS = {"date": "dd/mm/yyyy", "datetime": "dd/mm/yyyy hh:mm", "int": "0"}
-HINTS = {"date": "Ngày dạng dd/mm/yyyy (hoặc yyyymmdd).",
-         "datetime": "Ngày giờ dạng dd/mm/yyyy hh:mm (hoặc yyyymmddHHMM).",
-         "int": "Số nguyên.", "id": "Ghi đủ các chữ số, kể cả số 0 ở đầu.",
-         "digits": "Ghi đủ các chữ số, kể cả số 0 ở đầu.",
-         "code": "Mã, giữ nguyên số 0 ở đầu.", "nationality": "Mã quốc tịch (Việt Nam: 704)."}
+HINTS = {
+    "date": "Ngày dạng dd/mm/yyyy (hoặc yyyymmdd).",
+    "datetime": "Ngày giờ dạng dd/mm/yyyy hh:mm (hoặc yyyymmddHHMM).",
+    "int": "Số nguyên.",
+    "id": "Ghi đủ các chữ số, kể cả số 0 ở đầu.",
+    "digits": "Ghi đủ các chữ số, kể cả số 0 ở đầu.",
+    "code": "Mã, giữ nguyên số 0 ở đầu.",
+    "nationality": "Mã quốc tịch (Việt Nam: 704).",
+}
 
 
 @cache
 def required_fields(kind: str) -> frozenset[str]:
     suite = json.loads((schemas_dir() / "expectations" / f"{kind.lower()}.json").read_text("utf-8"))
-    return frozenset(e["kwargs"]["column"] for e in suite["expectations"]
-                     if e["type"] == "expect_column_values_to_not_be_null")
+    return frozenset(
+        e["kwargs"]["column"] for e in suite["expectations"] if e["type"] == "expect_column_values_to_not_be_null"
+    )
 
 
 @cache
@@ -69,13 +74,16 @@ def build(path: Path | str, rows: Mapping[str, Iterable[Mapping]] | None = None)
 
     path = Path(path)
     cfg = config()
-    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False,
-                                         "strings_to_formulas": False, "strings_to_urls": False})
+    wb = xlsxwriter.Workbook(
+        str(path),
+        {"constant_memory": True, "strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False},
+    )
     fmt = {
         "title": wb.add_format({"bold": True, "font_size": 14}),
         "label": wb.add_format({"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#DDEBF7", "border": 1}),
-        "required": wb.add_format({"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#FCE4D6",
-                                   "border": 1}),
+        "required": wb.add_format(
+            {"bold": True, "text_wrap": True, "valign": "top", "bg_color": "#FCE4D6", "border": 1}
+        ),
         "code": wb.add_format({"italic": True, "font_color": "#595959", "bg_color": "#F2F2F2", "border": 1}),
         "text": wb.add_format({"num_format": "@"}),
         "wrap": wb.add_format({"text_wrap": True, "valign": "top"}),
@@ -94,7 +102,7 @@ def build(path: Path | str, rows: Mapping[str, Iterable[Mapping]] | None = None)
     r = base + 1
     for kind in KINDS:
         spec = kind_spec(kind)
-        ins.write_string(r, 0, f"Trang \"{cfg['sheets'][kind]}\" ({spec.root})", fmt["head"])
+        ins.write_string(r, 0, f'Trang "{cfg["sheets"][kind]}" ({spec.root})', fmt["head"])
         r += 1
         req = required_fields(kind)
         for f in spec.fields:
@@ -137,10 +145,20 @@ def build(path: Path | str, rows: Mapping[str, Iterable[Mapping]] | None = None)
             lst = cfg["field_lists"].get(f.name)
             prompt = {"input_title": f.name[:32], "input_message": f"{f.label}. {HINTS.get(f.type, '')}"[:255]}
             if lst:
-                ws.data_validation(HEADER_ROWS, c, last, c, {
-                    "validate": "list", "source": ranges[lst], "error_type": "warning",
-                    "error_title": "Giá trị không có trong danh sách",
-                    "error_message": "Hãy chọn trong danh sách thả xuống (hoặc gõ đúng mã).", **prompt})
+                ws.data_validation(
+                    HEADER_ROWS,
+                    c,
+                    last,
+                    c,
+                    {
+                        "validate": "list",
+                        "source": ranges[lst],
+                        "error_type": "warning",
+                        "error_title": "Giá trị không có trong danh sách",
+                        "error_message": "Hãy chọn trong danh sách thả xuống (hoặc gõ đúng mã).",
+                        **prompt,
+                    },
+                )
             else:
                 ws.data_validation(HEADER_ROWS, c, last, c, {"validate": "any", **prompt})
         ws.freeze_panes(HEADER_ROWS, 1)

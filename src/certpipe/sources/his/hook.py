@@ -42,7 +42,7 @@ class HisHook(RetryingHttpHook):
     def acknowledge(self, kind: str, batch: str, results: list[dict], chunk: int = 1000) -> int:
         sent = 0
         for start in range(0, len(results), chunk):
-            part = results[start:start + chunk]
+            part = results[start : start + chunk]
             self.call("POST", "api/v1/acknowledgements", json={"kind": kind, "batch": batch, "results": part})
             sent += len(part)
         return sent

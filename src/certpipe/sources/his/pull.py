@@ -29,8 +29,11 @@ def hospitals_from(value: str | list) -> list[dict]:
         facility = str(h["facility"]).strip()
         if len(facility) != 5:
             raise ValueError(f"hospital entry {h!r}: facility code must have 5 characters")
-        entry = {"facility": facility, "conn_id": h.get("conn_id") or f"his_{facility}",
-                 "name": h.get("name", facility)}
+        entry = {
+            "facility": facility,
+            "conn_id": h.get("conn_id") or f"his_{facility}",
+            "name": h.get("name", facility),
+        }
         entry.update({k: float(h[k]) for k in ("timeout", "backoff") if k in h})
         entry.update({k: int(h[k]) for k in ("attempts",) if k in h})
         out.append(entry)
@@ -48,8 +51,15 @@ def _parse_ts(v: str | None) -> dt.datetime | None:
     return clock.as_vn(t)
 
 
-def extract(hospital: dict, kind: str, dsn: str, *, run_id: str | None = None,
-            overlap: dt.timedelta = DEFAULT_OVERLAP, page_size: int = 500) -> dict:
+def extract(
+    hospital: dict,
+    kind: str,
+    dsn: str,
+    *,
+    run_id: str | None = None,
+    overlap: dt.timedelta = DEFAULT_OVERLAP,
+    page_size: int = 500,
+) -> dict:
     """Pull everything changed since the watermark (minus an overlap) and land it raw as one batch."""
     facility = hospital["facility"]
     hook = _hook(hospital)
@@ -58,12 +68,26 @@ def extract(hospital: dict, kind: str, dsn: str, *, run_id: str | None = None,
         since = mark - overlap if mark else None
         envelopes = [env for page in hook.pages(kind, since, page_size) for env in page]
         newest = max((t for e in envelopes if (t := _parse_ts(e.get("updated_at")))), default=None)
-        batch_id = warehouse.create_batch(conn, source=SOURCE, source_ref=facility, kind=kind, run_id=run_id,
-                                          meta={"updated_since": since.isoformat() if since else None,
-                                                "newest_change": newest.isoformat() if newest else None})
+        batch_id = warehouse.create_batch(
+            conn,
+            source=SOURCE,
+            source_ref=facility,
+            kind=kind,
+            run_id=run_id,
+            meta={
+                "updated_since": since.isoformat() if since else None,
+                "newest_change": newest.isoformat() if newest else None,
+            },
+        )
         warehouse.land(conn, batch_id, envelopes)
-    log.info("HIS %s %s: landed %d record(s) as batch %d (changes since %s)", facility, kind, len(envelopes),
-             batch_id, since.isoformat() if since else "the beginning")
+    log.info(
+        "HIS %s %s: landed %d record(s) as batch %d (changes since %s)",
+        facility,
+        kind,
+        len(envelopes),
+        batch_id,
+        since.isoformat() if since else "the beginning",
+    )
     return {"batch_id": batch_id, "facility": facility, "kind": kind, "received": len(envelopes)}
 
 
@@ -76,8 +100,15 @@ def ingest_landed(batch: dict, dsn: str) -> dict:
         for p in payloads:
             if isinstance(p, dict) and not any(p.get(n) for n in (fac_field, "MA_CSKCB", "MACSKCB")):
                 p[fac_field] = facility
-        result = ingest(conn, batch_id=batch["batch_id"], kind=kind, source=SOURCE, source_ref=facility,
-                        records=payloads, record_ids=ids)
+        result = ingest(
+            conn,
+            batch_id=batch["batch_id"],
+            kind=kind,
+            source=SOURCE,
+            source_ref=facility,
+            records=payloads,
+            record_ids=ids,
+        )
     out = {**batch, **result.summary()}
     check_refusal_rate(out, source=SOURCE)  # alert (Variable `alerting`) when too many records were refused
     return out
@@ -87,15 +118,27 @@ def acknowledge(hospital: dict, batch: dict, dsn: str) -> dict:
     """Tell the HIS the outcome of every record, then move the watermark past this batch."""
     kind = batch["kind"]
     with warehouse.connect(dsn) as conn:
-        results = [{"id": rid, "status": "REFUSED" if outcome == "refused" else "ACCEPTED", "outcome": outcome,
-                    "certificate": key, "errors": reasons or []}
-                   for _, rid, key, outcome, reasons in warehouse.outcomes(conn, batch["batch_id"])]
+        results = [
+            {
+                "id": rid,
+                "status": "REFUSED" if outcome == "refused" else "ACCEPTED",
+                "outcome": outcome,
+                "certificate": key,
+                "errors": reasons or [],
+            }
+            for _, rid, key, outcome, reasons in warehouse.outcomes(conn, batch["batch_id"])
+        ]
         sent = _hook(hospital).acknowledge(kind, str(batch["batch_id"]), results) if results else 0
         meta = warehouse.batch_row(conn, batch["batch_id"])["meta"]
         warehouse.mark_batch(conn, batch["batch_id"], "acknowledged", {"acknowledged": sent})
         if meta.get("newest_change"):
-            warehouse.set_watermark(conn, SOURCE, hospital["facility"], kind,
-                                    dt.datetime.fromisoformat(meta["newest_change"]), batch["batch_id"])
-    log.info("HIS %s %s: acknowledged %d record(s) of batch %d", hospital["facility"], kind, sent,
-             batch["batch_id"])
+            warehouse.set_watermark(
+                conn,
+                SOURCE,
+                hospital["facility"],
+                kind,
+                dt.datetime.fromisoformat(meta["newest_change"]),
+                batch["batch_id"],
+            )
+    log.info("HIS %s %s: acknowledged %d record(s) of batch %d", hospital["facility"], kind, sent, batch["batch_id"])
     return {"batch_id": batch["batch_id"], "acknowledged": sent}

@@ -31,6 +31,7 @@ _LOCK = "certpipe.secserver_directory"
 
 # ---------------------------------------------------------------- errors
 
+
 class DirectoryRejected(Exception):
     """The directory was not refreshed; the current one stays. `code` is a rules.json code (SS_DIR_*)."""
 
@@ -52,11 +53,14 @@ class PapersRequestInvalid(ValueError):
 
     def __init__(self, reasons: list[dict]):
         self.reasons = reasons
-        super().__init__("Yêu cầu tra cứu giấy tờ kết quả không hợp lệ: " + "; ".join(
-            f"{r['field']}: {r['code']} – {r['message']}" for r in reasons))
+        super().__init__(
+            "Yêu cầu tra cứu giấy tờ kết quả không hợp lệ: "
+            + "; ".join(f"{r['field']}: {r['code']} – {r['message']}" for r in reasons)
+        )
 
 
 # ---------------------------------------------------------------- directory (V.1)
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -84,8 +88,11 @@ def parse_directory(body: Any) -> dict[str, Entry]:
         missing = [k for k in REQUIRED_KEYS if not isinstance(item.get(k), str) or not item[k].strip()]
         if missing:
             raise DirectoryRejected("SS_DIR_SHAPE", f"mục {i} thiếu {', '.join(missing)}")
-        entry = Entry(item["MACOQUAN"].strip(), unicodedata.normalize("NFC", " ".join(item["TENCOQUAN"].split())),
-                      item["DSTCODE"].strip())
+        entry = Entry(
+            item["MACOQUAN"].strip(),
+            unicodedata.normalize("NFC", " ".join(item["TENCOQUAN"].split())),
+            item["DSTCODE"].strip(),
+        )
         if not DSTCODE_RE.fullmatch(entry.dstcode):
             raise DirectoryRejected("SS_DIR_DSTCODE", f"mục {i}, MACOQUAN {entry.macoquan}")
         seen = out.get(entry.macoquan)
@@ -95,8 +102,14 @@ def parse_directory(body: Any) -> dict[str, Entry]:
     return out
 
 
-def apply_directory(conn: psycopg.Connection, entries: Mapping[str, Entry], *, max_shrink: float = DEFAULT_MAX_SHRINK,
-                    run_id: str | None = None, answer: Any = None) -> dict:
+def apply_directory(
+    conn: psycopg.Connection,
+    entries: Mapping[str, Entry],
+    *,
+    max_shrink: float = DEFAULT_MAX_SHRINK,
+    run_id: str | None = None,
+    answer: Any = None,
+) -> dict:
     """Make `entries` the current directory, recording what appeared, changed, was renamed or disappeared.
 
     Rejects (DirectoryRejected SS_DIR_TRUNCATED, nothing written) an answer without more than `max_shrink` of
@@ -108,65 +121,118 @@ def apply_directory(conn: psycopg.Connection, entries: Mapping[str, Entry], *, m
         raise ValueError("max_shrink must be between 0 and 1")
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (_LOCK,))
-        current = {r[0]: Entry(*r) for r in conn.execute(
-            "SELECT macoquan, tencoquan, dstcode FROM wh.secserver_directory FOR UPDATE")}
+        current = {
+            r[0]: Entry(*r)
+            for r in conn.execute("SELECT macoquan, tencoquan, dstcode FROM wh.secserver_directory FOR UPDATE")
+        }
         gone = sorted(current.keys() - entries.keys())
         if current and len(gone) / len(current) > max_shrink:
-            raise DirectoryRejected("SS_DIR_TRUNCATED", (
-                f"thiếu {len(gone)}/{len(current)} cơ quan đang có = {len(gone) / len(current):.0%}, "
-                f"ngưỡng {max_shrink:.0%}; danh mục mới có {len(entries)} cơ quan"))
+            raise DirectoryRejected(
+                "SS_DIR_TRUNCATED",
+                (
+                    f"thiếu {len(gone)}/{len(current)} cơ quan đang có = {len(gone) / len(current):.0%}, "
+                    f"ngưỡng {max_shrink:.0%}; danh mục mới có {len(entries)} cơ quan"
+                ),
+            )
         new = sorted(entries.keys() - current.keys())
         changed = sorted(k for k in entries.keys() & current.keys() if entries[k].dstcode != current[k].dstcode)
-        renamed = sorted(k for k in entries.keys() & current.keys()
-                         if entries[k].dstcode == current[k].dstcode and entries[k].tencoquan != current[k].tencoquan)
-        counts = {"received": len(entries), "previous": len(current), "appeared": len(new), "changed": len(changed),
-                  "renamed": len(renamed), "disappeared": len(gone),
-                  "unchanged": len(entries) - len(new) - len(changed) - len(renamed)}
+        renamed = sorted(
+            k
+            for k in entries.keys() & current.keys()
+            if entries[k].dstcode == current[k].dstcode and entries[k].tencoquan != current[k].tencoquan
+        )
+        counts = {
+            "received": len(entries),
+            "previous": len(current),
+            "appeared": len(new),
+            "changed": len(changed),
+            "renamed": len(renamed),
+            "disappeared": len(gone),
+            "unchanged": len(entries) - len(new) - len(changed) - len(renamed),
+        }
         refresh_id = conn.execute(
             "INSERT INTO wh.secserver_directory_refresh (run_id, status, received, previous, appeared, changed, "
             "renamed, disappeared, unchanged, answer) VALUES (%s, 'applied', %s, %s, %s, %s, %s, %s, %s, %s) "
             "RETURNING refresh_id",
-            (run_id, counts["received"], counts["previous"], counts["appeared"], counts["changed"], counts["renamed"],
-             counts["disappeared"], counts["unchanged"], Jsonb(answer) if answer is not None else None)).fetchone()[0]
+            (
+                run_id,
+                counts["received"],
+                counts["previous"],
+                counts["appeared"],
+                counts["changed"],
+                counts["renamed"],
+                counts["disappeared"],
+                counts["unchanged"],
+                Jsonb(answer) if answer is not None else None,
+            ),
+        ).fetchone()[0]
         cur = conn.cursor()
-        history = "INSERT INTO wh.secserver_directory_history (refresh_id, macoquan, change, dstcode, tencoquan, " \
-                  "old_dstcode, old_tencoquan) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        history = (
+            "INSERT INTO wh.secserver_directory_history (refresh_id, macoquan, change, dstcode, tencoquan, "
+            "old_dstcode, old_tencoquan) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        )
         if new:
-            cur.executemany("INSERT INTO wh.secserver_directory (macoquan, tencoquan, dstcode, last_refresh_id) "
-                            "VALUES (%s, %s, %s, %s)",
-                            [(k, entries[k].tencoquan, entries[k].dstcode, refresh_id) for k in new])
-            cur.executemany(history, [(refresh_id, k, "appeared", entries[k].dstcode, entries[k].tencoquan, None, None)
-                                      for k in new])
+            cur.executemany(
+                "INSERT INTO wh.secserver_directory (macoquan, tencoquan, dstcode, last_refresh_id) "
+                "VALUES (%s, %s, %s, %s)",
+                [(k, entries[k].tencoquan, entries[k].dstcode, refresh_id) for k in new],
+            )
+            cur.executemany(
+                history,
+                [(refresh_id, k, "appeared", entries[k].dstcode, entries[k].tencoquan, None, None) for k in new],
+            )
         if changed:
-            cur.executemany("UPDATE wh.secserver_directory SET dstcode = %s, tencoquan = %s, valid_from = now() "
-                            "WHERE macoquan = %s", [(entries[k].dstcode, entries[k].tencoquan, k) for k in changed])
+            cur.executemany(
+                "UPDATE wh.secserver_directory SET dstcode = %s, tencoquan = %s, valid_from = now() "
+                "WHERE macoquan = %s",
+                [(entries[k].dstcode, entries[k].tencoquan, k) for k in changed],
+            )
         if renamed:
-            cur.executemany("UPDATE wh.secserver_directory SET tencoquan = %s WHERE macoquan = %s",
-                            [(entries[k].tencoquan, k) for k in renamed])
+            cur.executemany(
+                "UPDATE wh.secserver_directory SET tencoquan = %s WHERE macoquan = %s",
+                [(entries[k].tencoquan, k) for k in renamed],
+            )
         if changed or renamed:
-            cur.executemany(history, [(refresh_id, k, "changed" if k in changed else "renamed", entries[k].dstcode,
-                                       entries[k].tencoquan, current[k].dstcode, current[k].tencoquan)
-                                      for k in changed + renamed])
+            cur.executemany(
+                history,
+                [
+                    (
+                        refresh_id,
+                        k,
+                        "changed" if k in changed else "renamed",
+                        entries[k].dstcode,
+                        entries[k].tencoquan,
+                        current[k].dstcode,
+                        current[k].tencoquan,
+                    )
+                    for k in changed + renamed
+                ],
+            )
         if gone:
             cur.execute("DELETE FROM wh.secserver_directory WHERE macoquan = ANY(%s)", (gone,))
-            cur.executemany(history, [(refresh_id, k, "disappeared", None, None, current[k].dstcode,
-                                       current[k].tencoquan) for k in gone])
+            cur.executemany(
+                history,
+                [(refresh_id, k, "disappeared", None, None, current[k].dstcode, current[k].tencoquan) for k in gone],
+            )
         cur.execute("UPDATE wh.secserver_directory SET last_seen_at = now(), last_refresh_id = %s", (refresh_id,))
     return {"refresh_id": refresh_id, **counts}
 
 
-def record_failure(conn: psycopg.Connection, exc: DirectoryRejected, *, run_id: str | None = None,
-                   answer: Any = None) -> int:
+def record_failure(
+    conn: psycopg.Connection, exc: DirectoryRejected, *, run_id: str | None = None, answer: Any = None
+) -> int:
     status = "failed" if exc.code == "SS_DIR_UNAVAILABLE" else "rejected"
     with conn.transaction():
         return conn.execute(
             "INSERT INTO wh.secserver_directory_refresh (run_id, status, reason_code, reason, answer) "
             "VALUES (%s, %s, %s, %s, %s) RETURNING refresh_id",
-            (run_id, status, exc.code, str(exc), Jsonb(answer) if answer is not None else None)).fetchone()[0]
+            (run_id, status, exc.code, str(exc), Jsonb(answer) if answer is not None else None),
+        ).fetchone()[0]
 
 
-def refresh_directory(conn_id: str, dsn: str, *, max_shrink: float = DEFAULT_MAX_SHRINK,
-                      run_id: str | None = None) -> dict:
+def refresh_directory(
+    conn_id: str, dsn: str, *, max_shrink: float = DEFAULT_MAX_SHRINK, run_id: str | None = None
+) -> dict:
     """Fetch the directory from our security server and apply it; a rejected answer is recorded, then raised."""
     from certpipe import warehouse
     from certpipe.errors import SourceError, SourceUnavailable
@@ -183,8 +249,7 @@ def refresh_directory(conn_id: str, dsn: str, *, max_shrink: float = DEFAULT_MAX
                 raise DirectoryRejected(code, str(e)) from e
             except SourceError as e:
                 raise DirectoryRejected("SS_DIR_UNAVAILABLE", str(e)) from e
-            return apply_directory(conn, parse_directory(answer), max_shrink=max_shrink, run_id=run_id,
-                                   answer=answer)
+            return apply_directory(conn, parse_directory(answer), max_shrink=max_shrink, run_id=run_id, answer=answer)
         except DirectoryRejected as e:
             record_failure(conn, e, run_id=run_id, answer=answer)
             raise
@@ -212,6 +277,7 @@ class Directory:
 
 
 # ---------------------------------------------------------------- download links (V.3)
+
 
 def download_link(file_url: str, directory: Directory, own_base: str, macoquan: str | None = None) -> str:
     """The link to download a paper's file through our own security server (VDXP adapter).
@@ -252,8 +318,14 @@ def download_link(file_url: str, directory: Directory, own_base: str, macoquan: 
 
 # ---------------------------------------------------------------- papers look-up request (V.2)
 
-PAPERS_FIELDS = ("MaThuTuc", "DanhSachDanhMucKetQua", "SoDinhDanhChuSoHuu", "HoTenNguoiYeuCau", "KenhThucHien",
-                 "SoDinhDanhNguoiYeuCau")
+PAPERS_FIELDS = (
+    "MaThuTuc",
+    "DanhSachDanhMucKetQua",
+    "SoDinhDanhChuSoHuu",
+    "HoTenNguoiYeuCau",
+    "KenhThucHien",
+    "SoDinhDanhNguoiYeuCau",
+)
 CHANNELS = {"1": "trực tiếp", "2": "trực tuyến", "3": "bưu chính công ích"}
 _PROCEDURE = re.compile(r"\d+(\.[0-9A-Za-z]+)+")
 _OWNER_ID = re.compile(r"\d{9}|\d{12}|\d{10}(-\d{3})?")
@@ -308,8 +380,11 @@ def validate_papers_request(req: Any) -> dict:
     if officer_id and not _PERSON_ID.fullmatch(officer_id):
         reasons.append(reason("SoDinhDanhNguoiYeuCau", "PAPERS_OFFICER_ID"))
     if channel in ("1", "3"):
-        reasons.extend(reason(f, "PAPERS_OFFICER") for f, v in (("SoDinhDanhNguoiYeuCau", officer_id),
-                                                                  ("HoTenNguoiYeuCau", officer_name)) if not v)
+        reasons.extend(
+            reason(f, "PAPERS_OFFICER")
+            for f, v in (("SoDinhDanhNguoiYeuCau", officer_id), ("HoTenNguoiYeuCau", officer_name))
+            if not v
+        )
     if reasons:
         raise PapersRequestInvalid(reasons)
     body = {"MaThuTuc": procedure, "DanhSachDanhMucKetQua": wanted, "SoDinhDanhChuSoHuu": owner}

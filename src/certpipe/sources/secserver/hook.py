@@ -49,9 +49,16 @@ class SecServerHook(RetryingHttpHook):
     hook_name = "Security server (XRD / VDXP adapter)"
     source_label = "secserver"
 
-    def __init__(self, conn_id: str = default_conn_name, *, timeout: float | None = None,
-                 attempts: int | None = None, backoff: float | None = None, max_backoff: float | None = None,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        attempts: int | None = None,
+        backoff: float | None = None,
+        max_backoff: float | None = None,
+        **kwargs: Any,
+    ):
         given = {"timeout": timeout, "attempts": attempts, "backoff": backoff, "max_backoff": max_backoff}
         given = {k: v for k, v in given.items() if v is not None}
         super().__init__(conn_id, **given, **kwargs)
@@ -69,8 +76,9 @@ class SecServerHook(RetryingHttpHook):
                 if name not in self._given and extra.get(name) is not None:
                     setattr(self, name, cast(extra[name]))
             if not conn.login or not conn.password:
-                raise SourceError(f"secserver {self.http_conn_id}: the connection needs login (madonvi) and "
-                                  "password (session token)")
+                raise SourceError(
+                    f"secserver {self.http_conn_id}: the connection needs login (madonvi) and password (session token)"
+                )
             self._set_base_url(conn)
             self._conn = conn
         return self._conn
@@ -87,8 +95,7 @@ class SecServerHook(RetryingHttpHook):
         return session
 
     def _post(self, endpoint: str, body: dict, headers: dict[str, str] | None = None) -> Any:
-        self._call_headers = {"Content-Type": "application/json; charset=utf-8", "Charset": "utf-8",
-                              **(headers or {})}
+        self._call_headers = {"Content-Type": "application/json; charset=utf-8", "Charset": "utf-8", **(headers or {})}
         try:
             return self.call("POST", endpoint, json=body)
         finally:
@@ -105,8 +112,9 @@ class SecServerHook(RetryingHttpHook):
     def directory(self) -> Any:
         """The raw answer of LayDanhMucSSTaiTep (check it with certpipe.sources.secserver.directory.parse_directory)."""
         conn = self._connection()
-        return self._post(DIRECTORY_ENDPOINT, {"session": conn.password, "madonvi": conn.login,
-                                               "service": DIRECTORY_SERVICE})
+        return self._post(
+            DIRECTORY_ENDPOINT, {"session": conn.password, "madonvi": conn.login, "service": DIRECTORY_SERVICE}
+        )
 
     # --- V.2 papers look-up
 
