@@ -78,8 +78,8 @@ def batches(n: int, size: int, *, changed: bool = False, seed: int = SEED) -> It
 
 def expected_changed(n: int, bad: set[int]) -> dict:
     """Outcome counts the changed_10pct step must report, given the indices refused at first load."""
-    invalid = {i for i in range(0, n, INVALID_EVERY)}
-    changed = {i for i in range(0, n, CHANGED_EVERY)} - invalid - bad
+    invalid = set(range(0, n, INVALID_EVERY))
+    changed = set(range(0, n, CHANGED_EVERY)) - invalid - bad
     refused = len(bad | invalid)
     return {"stored": 0, "updated": len(changed), "unchanged": n - len(changed) - refused, "refused": refused}
 

@@ -7,6 +7,7 @@ When run as root, PostgreSQL refuses to start, so the server runs as an unprivil
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -105,10 +106,8 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 pgcmd.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, **self._kw())
-            except subprocess.CalledProcessError:
-                pass
 
     def destroy(self) -> None:
         self.stop()

@@ -7,6 +7,7 @@ trigger `his_pull` and wait for it → print the UI address and login. `stop` en
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -90,7 +91,7 @@ def _fernet() -> str:
 def _start(name: str, cmd: list[str], env: dict) -> subprocess.Popen:
     logs = STATE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its lifetime
+    out = (logs / f"{name}.log").open("ab")
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     pids = json.loads(PIDS.read_text()) if PIDS.exists() else {}
     pids[name] = proc.pid
@@ -335,10 +336,8 @@ def stop(quiet: bool = False) -> int:
                 break
             time.sleep(0.3)
         else:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     PIDS.unlink(missing_ok=True)
     EmbeddedPostgres(STATE / "pg", PG_PORT).stop()
     if not quiet:

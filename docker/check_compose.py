@@ -75,11 +75,8 @@ def interpolate(node, env: dict[str, str], errors: list[str]):
 
 
 def project_checks(doc: dict) -> list[str]:
-    problems = []
     services = doc.get("services", {})
-    for name in REQUIRED_SERVICES:
-        if name not in services:
-            problems.append(f"service {name} is missing")
+    problems = [f"service {name} is missing" for name in REQUIRED_SERVICES if name not in services]
     for name, svc in services.items():
         for dep, spec in (svc.get("depends_on") or {}).items():
             if dep not in services:
@@ -99,11 +96,10 @@ def project_checks(doc: dict) -> list[str]:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
         ):
-            if not env.get(key):
-                problems.append(f"{name}: {key} is empty")
-    for name in ("sandbox", "flower"):
-        if not services.get(name, {}).get("profiles"):
-            problems.append(f"{name} must be behind a profile")
+            problems.extend([f"{name}: {key} is empty"] if not env.get(key) else [])
+    problems += [
+        f"{n} must be behind a profile" for n in ("sandbox", "flower") if not services.get(n, {}).get("profiles")
+    ]
     return problems
 
 

@@ -15,4 +15,4 @@ def vn_today() -> str:
 
 class CertpipePlugin(AirflowPlugin):
     name = "certpipe"
-    macros = [vn_today]
+    macros = [vn_today]  # noqa: RUF012 - AirflowPlugin's own attribute

@@ -870,7 +870,7 @@ def generate_bulk_births(
             else:
                 bhxh = card = "0000000000"
             kid, sex = k_s[j]
-            lan, prev = bw_s[j]
+            lan, _prev = bw_s[j]
             cs, pre, note = fl_s[j]
             rec = {
                 "MA_GCS": num5[num] + suffix[fi][wi],

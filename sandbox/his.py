@@ -350,7 +350,7 @@ async def control_clear_faults(facility: str, request: Request):
         return err
     for q in h.faults.values():
         q.clear()
-    return {"queued": {t: 0 for t in h.faults}}
+    return {"queued": dict.fromkeys(h.faults, 0)}
 
 
 @control_router.post("/{facility}/records")

@@ -7,7 +7,6 @@ else falls back to a small built-in list of real codes.
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,7 +121,7 @@ def load_era(name: str) -> Era:
     legacy = name == "legacy"
     path = LEGACY_CSV if legacy else NEW_CSV
     try:
-        mtime = os.stat(path).st_mtime
+        mtime = Path(path).stat().st_mtime
     except OSError:
         mtime = -1.0
     hit = _cache.get(name)

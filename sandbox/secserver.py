@@ -313,11 +313,11 @@ async def control_clear_faults(request: Request):
     st = _state(request)
     for q in st.faults.values():
         q.clear()
-    return {"queued": {t: 0 for t in st.faults}}
+    return {"queued": dict.fromkeys(st.faults, 0)}
 
 
 @router.get(f"{CONTROL}/requests", tags=["control"])
 async def control_requests(request: Request):
     """Requests served per target and status, and the last request of each target (as received)."""
     st = _state(request)
-    return {"counts": {k: v for k, v in sorted(st.requests.items())}, "last": st.last}
+    return {"counts": dict(sorted(st.requests.items())), "last": st.last}

@@ -81,7 +81,7 @@ def fetch_wheel(name: str, version: str, wheel_dir: Path) -> Path:
     pattern = f"{name}-{version}-*.whl"
     found = sorted(wheel_dir.glob(pattern))
     if not found:
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - pip with a pinned name, no shell
             [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
              "-d", str(wheel_dir), f"{name}=={version}"],
             check=True,

@@ -289,7 +289,7 @@ def create_app(dsn: str | None = None, *, jwt_secret: str | None = None, db_role
             return await call_next(request)
         try:
             response = await call_next(request)
-        except Exception as e:  # noqa: BLE001 - answered and audited as an error; the message may hold data
+        except Exception as e:
             log.error("registrar API error %s on %s", type(e).__name__, request.method)
             response = JSONResponse({"detail": MSG["error"]}, status_code=500)
         if not request.state.audit.get("done"):
@@ -302,7 +302,7 @@ def create_app(dsn: str | None = None, *, jwt_secret: str | None = None, db_role
                     pass
             try:
                 await run_in_threadpool(audit_alone, request, response.status_code)
-            except Exception as e:  # noqa: BLE001 - no audit, no answer
+            except Exception as e:
                 log.error("audit write failed: %s", type(e).__name__)
                 return JSONResponse({"detail": MSG["error"]}, status_code=500)
         return response

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import jwt
 
-SECRET_ENV = "CERTPIPE_REGISTRAR_JWT_SECRET"
+SECRET_ENV = "CERTPIPE_REGISTRAR_JWT_SECRET"  # noqa: S105 - the variable's name
 AUDIENCE = "certpipe-registrar"
 ALGORITHM = "HS256"
 _PROVINCE = re.compile(r"^\d{2}$")

@@ -36,7 +36,7 @@ def test_rule1_invalid_record_refused_with_reasons_and_good_ones_still_stored(wh
     r = run(wh, [birth(1), bad, birth(3)])
     assert (r.stored, r.refused) == (2, 1)
     assert r.refusals_by_rule == {"CCCD_SEX": 1, "DATE_INVALID": 1, "WEIGHT_RANGE": 1}
-    _, _, key, outcome, reasons = list(warehouse.outcomes(wh, r.batch_id))[1]
+    _, _, _key, outcome, reasons = list(warehouse.outcomes(wh, r.batch_id))[1]
     assert outcome == "refused"
     assert {(x["field"], x["code"]) for x in reasons} == {
         ("SO_CCCD_NND", "CCCD_SEX"),
@@ -146,7 +146,7 @@ def test_xml9_record_without_certificate_number_is_keyed_by_facility_book_number
 
 
 @pytest.mark.parametrize(
-    "over, code",
+    ("over", "code"),
     [
         ({"SO_CCCD_NND": "00119501234"}, "ID_FORMAT"),
         ({"SO_CCCD_NND": "001199012345"}, "CCCD_YEAR"),
@@ -185,7 +185,7 @@ def test_old_codes_valid_before_reform_new_codes_after(wh):
 
 
 @pytest.mark.parametrize(
-    "over, code",
+    ("over", "code"),
     [
         ({"SO_GIAYTO": "096148001234"}, "CCCD_SEX"),
         ({"NGAY_TV": "194701010000"}, "DATE_ORDER"),

@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.bhxh.conftest import bhxh  # noqa: F401  (BHXH sandbox fixture, reused by the alert tests)
 from tests.dags.conftest import his_env  # noqa: F401  (HIS sandbox fixture, reused by the alert tests)
-from tests.excel.conftest import bucket  # noqa: F401  (local inbox bucket, reused by the alert tests)
+from tests.sources.bhxh.conftest import bhxh  # noqa: F401  (BHXH sandbox fixture, reused by the alert tests)
+from tests.sources.excel.conftest import bucket  # noqa: F401  (local inbox bucket, reused by the alert tests)
 
 
 class Webhook:
@@ -27,7 +27,7 @@ class Webhook:
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 hook.raw.append(body)
                 hook.received.append(json.loads(body))

@@ -158,8 +158,8 @@ def _pii(records) -> set[str]:
 def test_excel_file_refused_above_threshold_alerts_a_clean_one_does_not(
     bucket, warehouse_dsn, alerting, webhook, tmp_path
 ):
-    from tests.excel.conftest import FACILITY, births, template_file
-    from tests.excel.test_inbox import drop, run
+    from tests.sources.excel.conftest import FACILITY, births, template_file
+    from tests.sources.excel.test_inbox import drop, run
 
     alerting(refusal_rate=0.2)
     clean = list({r["MA_GCS"]: r for r in births(10, seed=21, bad_ratio=0)[0]}.values())
@@ -187,7 +187,7 @@ def test_excel_file_refused_above_threshold_alerts_a_clean_one_does_not(
 def test_bhxh_window_refused_above_threshold_alerts_a_clean_one_does_not(bhxh, warehouse_dsn, alerting, webhook):
     from certpipe.sources.bhxh import pull as source
     from sandbox.generate import generate_births
-    from tests.bhxh.conftest import CLIENT, DAY, WINDOWS, load
+    from tests.sources.bhxh.conftest import CLIENT, DAY, WINDOWS, load
 
     alerting(refusal_rate=0.2)
     start, end = WINDOWS[0]

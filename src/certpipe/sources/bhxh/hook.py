@@ -23,7 +23,7 @@ import requests
 from certpipe.errors import SourceRejected, SourceUnavailable
 from certpipe.http.hook import RetryingHttpHook
 
-TOKEN_ENDPOINT = "api/v1/auth/token"
+TOKEN_ENDPOINT = "api/v1/auth/token"  # noqa: S105 - an endpoint path, not a secret
 LOOKUP_ENDPOINT = "api/v1/certificates/lookup"
 PULL_ENDPOINT = "api/v1/certificates"
 EXPIRY_MARGIN = 30  # seconds: a token this close to its expiry is renewed before use

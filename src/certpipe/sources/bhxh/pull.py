@@ -138,7 +138,8 @@ REQUEST_TYPES = {
     "GBT_NUMBER": ("GBT", ("MA_GBT",), "Giấy báo tử theo số giấy báo tử"),
     "GBT_BOOK": ("GBT", ("SO_BAOTU", "NGAY_CAPGIAYBT", "MACSKCB"), "Giấy báo tử theo số, ngày cấp và cơ sở cấp"),
 }
-assert all(tuple(f) in CRITERIA[k] for k, f, _ in REQUEST_TYPES.values())
+if not all(tuple(f) in CRITERIA[k] for k, f, _ in REQUEST_TYPES.values()):  # the form and the client agree
+    raise ImportError("REQUEST_TYPES names criteria the BHXH client does not know")
 
 MESSAGES = {
     "type": "Loại yêu cầu tra cứu không hợp lệ; chọn một loại trong danh sách.",

@@ -22,6 +22,7 @@ reach logs or XCom.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -64,7 +65,7 @@ def _setting(variable: str, env: str, default: str | None) -> str | None:
         from airflow.sdk import Variable
 
         value = Variable.get(variable, default=None)
-    except Exception:  # noqa: BLE001 - outside a task (CLI, tests): environment only
+    except Exception:
         value = None
     return value or os.environ.get(env) or default
 
@@ -94,10 +95,9 @@ def _child(root, key: str):
 
 
 def _refresh(root) -> None:
-    try:
-        root.fs.invalidate_cache()  # s3fs caches listings: a long-lived worker would not see new files
-    except Exception:  # noqa: BLE001
-        pass
+    # s3fs caches listings: a long-lived worker would not see new files; a local folder has no cache
+    with contextlib.suppress(AttributeError, NotImplementedError):
+        root.fs.invalidate_cache()
 
 
 def _mtime(st: dict) -> float | None:
@@ -135,7 +135,7 @@ def _hash(path) -> tuple[bytes, int]:
 
 def _download(path, dest: Path) -> tuple[bytes, int]:
     h, n = hashlib.sha256(), 0
-    with path.open("rb") as src, open(dest, "wb") as out:
+    with path.open("rb") as src, dest.open("wb") as out:
         while block := src.read(1 << 20):
             h.update(block)
             out.write(block)
@@ -149,7 +149,7 @@ def _upload(local: Path, dest) -> None:
     tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
     if dest.protocol == "file":
         Path(dest.path).parent.mkdir(parents=True, exist_ok=True)
-    with open(local, "rb") as src, tmp.open("wb") as out:
+    with local.open("rb") as src, tmp.open("wb") as out:
         shutil.copyfileobj(src, out, 1 << 20)
     _move(tmp, dest)
 
@@ -164,7 +164,7 @@ def _move(src, dest) -> None:
         raise FileNotFoundError("neither the source nor the destination of a move exists")
     if src.protocol == "file" and dest.protocol == "file":
         Path(dest.path).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src.path, dest.path)
+        Path(src.path).replace(dest.path)
         return
     size = src.stat()["size"]
     src.copy(dest)
@@ -449,7 +449,7 @@ def _summary(f: dict) -> dict:
         "facility": f["facility_code"],
         "status": f["status"],
         "reason": f["reason_code"],
-        **{k: v for k, v in (f["counts"] or {}).items()},
+        **dict((f["counts"] or {}).items()),
     }
 
 

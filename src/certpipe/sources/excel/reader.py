@@ -25,7 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from xml.etree import ElementTree as ET
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import ElementTree as ET  # workbook XML is untrusted: no entity expansion, no DTD
 
 from certpipe.core.schema import KINDS, kind_spec
 from certpipe.sources.excel import config
@@ -82,7 +84,7 @@ class Limits:
 
 def _contains(path: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
     tail = b""
-    with open(path, "rb") as f:
+    with path.open("rb") as f:
         while block := f.read(chunk):
             if needle in tail + block:
                 return True
@@ -96,7 +98,7 @@ def check_file(path: Path, limits: Limits | None = None) -> None:
     size = path.stat().st_size
     if size > limits.max_bytes:
         raise Unreadable("FILE_TOO_LARGE")
-    with open(path, "rb") as f:
+    with path.open("rb") as f:
         head = f.read(8)
     if head == OLE_MAGIC:  # a compound file: encrypted OOXML carries an "EncryptedPackage" stream
         raise Unreadable(
@@ -336,7 +338,7 @@ class Workbook:
             self._names = [m.name for m in self._calamine.sheets_metadata if m.typ == pc.SheetTypeEnum.WorkSheet]
         except pc.PasswordError:
             raise Unreadable("FILE_ENCRYPTED") from None
-        except (pc.CalamineError, zipfile.BadZipFile, ET.ParseError, KeyError, OSError, ValueError):
+        except (pc.CalamineError, zipfile.BadZipFile, ParseError, KeyError, OSError, ValueError):
             raise Unreadable("FILE_CORRUPT") from None
         return self
 
@@ -387,7 +389,7 @@ class Workbook:
                         break
             except pc.PasswordError:
                 raise Unreadable("FILE_ENCRYPTED") from None
-            except (pc.CalamineError, zipfile.BadZipFile, ET.ParseError, KeyError, OSError, ValueError):
+            except (pc.CalamineError, zipfile.BadZipFile, ParseError, KeyError, OSError, ValueError):
                 raise Unreadable("FILE_CORRUPT") from None
             layout = SheetLayout(number=number, name=name, first_col=first_col, engine=engine)
             found = detect_header(head, name)
@@ -413,7 +415,7 @@ class Workbook:
 
         try:
             yield from rows
-        except (pc.CalamineError, zipfile.BadZipFile, ET.ParseError, OSError, ValueError):
+        except (pc.CalamineError, zipfile.BadZipFile, ParseError, OSError, ValueError):
             raise Unreadable("FILE_CORRUPT") from None
 
 

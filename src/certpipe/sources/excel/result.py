@@ -110,8 +110,7 @@ def _summary(
     ]
     if info.get("reason_code"):
         rows.append(("Lý do", message(info["reason_code"])))
-    for note in info.get("extra", ()):
-        rows.append(("Ghi chú", note))
+    rows.extend(("Ghi chú", note) for note in info.get("extra", ()))
     for k, v in rows:
         ws.write_string(r, 0, k, fm.bold)
         ws.write_string(r, 1, v, fm.bad if k == "Lý do" else fm.wrap)

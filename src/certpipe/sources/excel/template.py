@@ -52,7 +52,7 @@ def code_list(name: str) -> tuple[tuple[str, str], ...]:
     spec = config()["lists"][name]
     if "items" in spec:
         return tuple((c, n) for c, n in spec["items"])
-    with open(schemas_dir() / spec["csv"], encoding="utf-8", newline="") as f:
+    with (schemas_dir() / spec["csv"]).open(encoding="utf-8", newline="") as f:
         return tuple((r[spec["code"]], r[spec["name"]]) for r in csv.DictReader(f))
 
 

@@ -263,7 +263,7 @@ class Directory:
 
     @classmethod
     def load(cls, conn: psycopg.Connection) -> Directory:
-        return cls({m: d for m, d in conn.execute("SELECT macoquan, dstcode FROM wh.secserver_directory")})
+        return cls(dict(conn.execute("SELECT macoquan, dstcode FROM wh.secserver_directory")))
 
     @property
     def dstcodes(self) -> frozenset[str]:
