@@ -8,10 +8,12 @@ XCom carries counts and certificate numbers only. Limitation: the personal ID ty
 DAG run's conf (Airflow metadata), visible to users who can see this DAG's runs.
 """
 
+import datetime as dt
+
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from certpipe.alerts import on_task_failure
+from certpipe.dag_defaults import TIMEZONE, default_args, tags
 
 REQUEST_TYPES = {
     "GCS_MOTHER_ID": "Giấy chứng sinh – theo số định danh cá nhân của người mẹ",
@@ -27,15 +29,10 @@ TEXT = ["null", "string"]  # loose on purpose: the first task validates and answ
 @dag(
     dag_id="bhxh_lookup",
     schedule=None,
-    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Ho_Chi_Minh"),
+    start_date=pendulum.datetime(2026, 11, 1, tz=TIMEZONE),
     catchup=False,
-    default_args={
-        "owner": "data-engineering",
-        "retries": 1,
-        "retry_delay": pendulum.duration(seconds=30),
-        "on_failure_callback": on_task_failure,
-    },
-    tags=["certificates", "bhxh", "solution-2", "registrar"],
+    default_args=default_args(retry_delay=dt.timedelta(seconds=30), retries=1),
+    tags=tags("certificates", "bhxh", "solution-2", "registrar"),
     doc_md=__doc__,
     params={
         "request_type": Param(

@@ -8,28 +8,25 @@ A failed run leaves the watermark where it was; re-running a window changes noth
 another source (e.g. HIS) are in `wh.source_disagreement`. XCom carries batch ids and counts, never records.
 """
 
+import datetime as dt
+
 import pendulum
 from airflow.sdk import Variable, dag, task, task_group
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
-from certpipe.alerts import on_task_failure
+from certpipe.dag_defaults import PROVINCE_LABEL, TIMEZONE, default_args, tags
 
 KINDS = ("GCS", "GBT")
 
 
 @dag(
     dag_id="bhxh_pull",
-    schedule=CronDataIntervalTimetable("0 * * * *", timezone="Asia/Ho_Chi_Minh"),
-    start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Ho_Chi_Minh"),
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone=TIMEZONE),
+    start_date=pendulum.datetime(2026, 11, 1, tz=TIMEZONE),
     catchup=True,
     max_active_runs=1,
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": pendulum.duration(minutes=2),
-        "on_failure_callback": on_task_failure,
-    },
-    tags=["certificates", "bhxh", "solution-2"],
+    default_args=default_args(retry_delay=dt.timedelta(minutes=2)),
+    tags=tags("certificates", "bhxh", "solution-2"),
     doc_md=__doc__,
 )
 def bhxh_pull():
@@ -43,7 +40,7 @@ def bhxh_pull():
     def province(province: str):
         for kind in KINDS:
 
-            @task(task_id=f"extract_{kind.lower()}")
+            @task(task_id=f"extract_{kind.lower()}", map_index_template=PROVINCE_LABEL)
             def extract(province: str, kind: str = kind, **context) -> dict:
                 from certpipe import warehouse
                 from certpipe.sources.bhxh.pull import pull_window
@@ -59,7 +56,7 @@ def bhxh_pull():
                     client=client,
                 )
 
-            @task(task_id=f"ingest_{kind.lower()}")
+            @task(task_id=f"ingest_{kind.lower()}", map_index_template=PROVINCE_LABEL)
             def ingest(batch: dict) -> dict:
                 from certpipe import warehouse
                 from certpipe.sources.bhxh.pull import ingest_window

@@ -7,26 +7,23 @@ number, so a re-run creates nothing; every record's outcome in `wh.dhis2_push`).
 Variable `dhis2_mortality` and connection `dhis2_default` as for `dhis2_mortality_daily`. XCom: counts only.
 """
 
+import datetime as dt
+
 import pendulum
 from airflow.sdk import Variable, dag, task
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
-from certpipe.alerts import on_task_failure
+from certpipe.dag_defaults import TIMEZONE, default_args, tags
 
 
 @dag(
     dag_id="dhis2_cod_sync",
-    schedule=CronDataIntervalTimetable("0 2 * * 1", timezone="Asia/Ho_Chi_Minh"),
-    start_date=pendulum.datetime(2026, 11, 2, 2, tz="Asia/Ho_Chi_Minh"),
+    schedule=CronDataIntervalTimetable("0 2 * * 1", timezone=TIMEZONE),
+    start_date=pendulum.datetime(2026, 11, 2, 2, tz=TIMEZONE),
     catchup=True,
     max_active_runs=1,
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": pendulum.duration(minutes=10),
-        "on_failure_callback": on_task_failure,
-    },
-    tags=["certificates", "dhis2", "solution-4"],
+    default_args=default_args(retry_delay=dt.timedelta(minutes=10)),
+    tags=tags("certificates", "dhis2", "solution-4"),
     doc_md=__doc__,
 )
 def dhis2_cod_sync():

@@ -7,26 +7,23 @@ earlier run failed, minus the overlap; deletions included) into `wh.dhis2_death_
 to a death notice / registration. Registrars read `wh.dhis2_unregistered_deaths`. XCom carries counts only.
 """
 
+import datetime as dt
+
 import pendulum
 from airflow.sdk import Variable, dag, task
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
-from certpipe.alerts import on_task_failure
+from certpipe.dag_defaults import TIMEZONE, default_args, tags
 
 
 @dag(
     dag_id="dhis2_mortality_daily",
-    schedule=CronDataIntervalTimetable("30 18 * * *", timezone="Asia/Ho_Chi_Minh"),
-    start_date=pendulum.datetime(2026, 11, 1, 18, 30, tz="Asia/Ho_Chi_Minh"),
+    schedule=CronDataIntervalTimetable("30 18 * * *", timezone=TIMEZONE),
+    start_date=pendulum.datetime(2026, 11, 1, 18, 30, tz=TIMEZONE),
     catchup=True,
     max_active_runs=1,
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": pendulum.duration(minutes=5),
-        "on_failure_callback": on_task_failure,
-    },
-    tags=["certificates", "dhis2", "solution-4"],
+    default_args=default_args(retry_delay=dt.timedelta(minutes=5)),
+    tags=tags("certificates", "dhis2", "solution-4"),
     doc_md=__doc__,
 )
 def dhis2_mortality_daily():

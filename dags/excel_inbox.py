@@ -9,10 +9,12 @@ A file is processed exactly once, and an interrupted one is resumed by the next 
 XCom carries file ids and counts, never file names or records.
 """
 
+import datetime as dt
+
 import pendulum
 from airflow.sdk import dag, task
 
-from certpipe.alerts import on_task_failure
+from certpipe.dag_defaults import TIMEZONE, default_args, tags
 
 LABEL = "{{ 'file ' ~ task.op_kwargs['file_id'] if task.op_kwargs.get('file_id') else '' }}"
 
@@ -20,16 +22,11 @@ LABEL = "{{ 'file ' ~ task.op_kwargs['file_id'] if task.op_kwargs.get('file_id')
 @dag(
     dag_id="excel_inbox",
     schedule="*/3 * * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": pendulum.duration(seconds=30),
-        "on_failure_callback": on_task_failure,
-    },
-    tags=["certificates", "excel", "solution-3"],
+    default_args=default_args(retry_delay=dt.timedelta(seconds=30)),
+    tags=tags("certificates", "excel", "solution-3"),
     doc_md=__doc__,
 )
 def excel_inbox():

@@ -6,28 +6,24 @@ extract (changes since the watermark, landed raw) → ingest (validate + warehou
 outage fails only its own tasks. XCom carries batch ids and counts, never records.
 """
 
+import datetime as dt
+
 import pendulum
 from airflow.sdk import Variable, dag, task, task_group
 
-from certpipe.alerts import on_task_failure
+from certpipe.dag_defaults import FACILITY_LABEL, TIMEZONE, default_args, tags
 
 KINDS = ("GCS", "GBT")
-LABEL = "{{ task.op_kwargs['hospital']['facility'] if task.op_kwargs.get('hospital') else '' }}"
 
 
 @dag(
     dag_id="his_pull",
     schedule="*/15 * * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": pendulum.duration(minutes=1),
-        "on_failure_callback": on_task_failure,
-    },
-    tags=["certificates", "his", "solution-1"],
+    default_args=default_args(retry_delay=dt.timedelta(minutes=1)),
+    tags=tags("certificates", "his", "solution-1"),
     doc_md=__doc__,
 )
 def his_pull():
@@ -41,21 +37,21 @@ def his_pull():
     def hospital(hospital: dict):
         for kind in KINDS:
 
-            @task(task_id=f"extract_{kind.lower()}")
+            @task(task_id=f"extract_{kind.lower()}", map_index_template=FACILITY_LABEL)
             def extract(hospital: dict, kind: str = kind, **context) -> dict:
                 from certpipe import warehouse
                 from certpipe.sources.his.pull import extract
 
                 return extract(hospital, kind, warehouse.warehouse_dsn(), run_id=context["run_id"])
 
-            @task(task_id=f"ingest_{kind.lower()}")
+            @task(task_id=f"ingest_{kind.lower()}", map_index_template=FACILITY_LABEL)
             def ingest(batch: dict) -> dict:
                 from certpipe import warehouse
                 from certpipe.sources.his.pull import ingest_landed
 
                 return ingest_landed(batch, warehouse.warehouse_dsn())
 
-            @task(task_id=f"acknowledge_{kind.lower()}")
+            @task(task_id=f"acknowledge_{kind.lower()}", map_index_template=FACILITY_LABEL)
             def acknowledge(hospital: dict, batch: dict) -> dict:
                 from certpipe import warehouse
                 from certpipe.sources.his.pull import acknowledge

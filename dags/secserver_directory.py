@@ -11,10 +11,12 @@ previous directory stays. If a large drop is real, trigger the DAG with `{"max_s
 Also run on demand when the national portal announces a change.
 """
 
+import datetime as dt
+
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from certpipe.alerts import on_task_failure
+from certpipe.dag_defaults import TIMEZONE, default_args, tags
 
 CONN_ID = "secserver_default"
 
@@ -22,15 +24,10 @@ CONN_ID = "secserver_default"
 @dag(
     dag_id="secserver_directory",
     schedule="0 5 * * *",
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "data-engineering",
-        "retries": 2,
-        "retry_delay": pendulum.duration(minutes=10),
-        "on_failure_callback": on_task_failure,
-    },
+    default_args=default_args(retry_delay=dt.timedelta(minutes=10)),
     params={
         "max_shrink": Param(
             0.2,
@@ -40,7 +37,7 @@ CONN_ID = "secserver_default"
             description="Largest share of current agencies an answer may drop (0-1).",
         )
     },
-    tags=["secserver", "directory", "national-portal"],
+    tags=tags("secserver", "directory", "national-portal"),
     doc_md=__doc__,
 )
 def secserver_directory():

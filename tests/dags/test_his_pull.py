@@ -64,3 +64,20 @@ def test_one_hospital_outage_does_not_stop_the_others(his_env, wh):
     assert loaded == {"01020", "96025"}
     assert wh.execute("SELECT count(*) FROM wh.source_watermark WHERE source_ref = '79034'").fetchone()[0] == 0
     httpx.post(f"{his_env}/_control/his/79034/faults", json={"status": 503, "count": 0})
+
+
+def test_mapped_tasks_are_labelled_by_facility(his_env, wh):
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    run = run_dag()
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id="his_pull", run_id=run.run_id).all()
+        labels = {(ti.task_id.rsplit(".", 1)[-1], ti.rendered_map_index) for ti in tis if ti.map_index >= 0}
+    expected = {
+        (f"{step}_{kind}", f)
+        for step in ("extract", "ingest", "acknowledge")
+        for kind in ("gcs", "gbt")
+        for f in FACILITIES
+    }
+    assert labels == expected

@@ -40,11 +40,24 @@ def batches(wh):
     ).fetchall()
 
 
+def labels(run) -> set[tuple[str, str]]:
+    """(task, label) of the mapped task instances of a run: the UI shows province codes, not 0, 1, 2."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id).all()
+        return {(ti.task_id.rsplit(".", 1)[-1], ti.rendered_map_index) for ti in tis if ti.map_index >= 0}
+
+
 def test_catch_up_pulls_every_window_once_and_a_rerun_changes_nothing(bhxh_env, wh):
     data = window_data()
     load_windows(bhxh_env, data)
-    for _, end in WINDOWS:  # catch-up: one run per missed hour, each owning its data interval
-        assert run_dag("bhxh_pull", logical_date=end).state == "success"
+    runs = [run_dag("bhxh_pull", logical_date=end) for _, end in WINDOWS]  # catch-up: one run per missed hour
+    assert [r.state for r in runs] == ["success"] * len(WINDOWS)
+    assert labels(runs[0]) == {
+        (f"{s}_{k}", p) for s in ("extract", "ingest") for k in ("gcs", "gbt") for p in PROVINCES
+    }
 
     rows = batches(wh)
     assert len(rows) == len(WINDOWS) * len(PROVINCES) * 2
