@@ -32,9 +32,9 @@ KINDS = ("GCS", "GBT")
 def bhxh_pull():
     @task
     def provinces() -> list[str]:
-        from certpipe.sources.bhxh.pull import provinces_from
+        from certpipe import config
 
-        return provinces_from(Variable.get("bhxh_provinces", default="[]"))
+        return config.provinces(Variable.get("bhxh_provinces", default="[]"))
 
     @task_group
     def province(province: str):

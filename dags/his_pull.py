@@ -29,9 +29,9 @@ KINDS = ("GCS", "GBT")
 def his_pull():
     @task
     def hospitals() -> list[dict]:
-        from certpipe.sources.his.pull import hospitals_from
+        from certpipe import config
 
-        return hospitals_from(Variable.get("his_hospitals", default="[]"))
+        return config.hospitals(Variable.get("his_hospitals", default="[]"))
 
     @task_group
     def hospital(hospital: dict):

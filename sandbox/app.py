@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandbox import bhxh, his, secserver
+from sandbox import bhxh, faults, his, secserver
 from sandbox import dhis2 as dhis2_sandbox
 
 DEFAULTS = {
@@ -37,11 +37,11 @@ def create_app(**dataset_opts) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
-        return his.error(exc.status_code, "http_error", exc.detail, getattr(exc, "headers", None))
+        return faults.error(exc.status_code, "http_error", exc.detail, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
-        return his.error(422, "invalid_request", [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()])
+        return faults.error(422, "invalid_request", [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()])
 
     @app.get("/healthz", tags=["control"])
     async def healthz():
@@ -54,14 +54,14 @@ def create_app(**dataset_opts) -> FastAPI:
         try:
             body = json.loads(raw) if raw.strip() else {}
         except ValueError:
-            return his.error(422, "invalid_body", "expected a JSON object")
+            return faults.error(422, "invalid_body", "expected a JSON object")
         if not isinstance(body, dict) or set(body) - set(DEFAULTS):
-            return his.error(422, "invalid_body", f"allowed keys: {sorted(DEFAULTS)}")
+            return faults.error(422, "invalid_body", f"allowed keys: {sorted(DEFAULTS)}")
         app.state.opts.update(body)
         try:
             _build(app)
         except (TypeError, ValueError) as exc:
-            return his.error(422, "invalid_body", str(exc))
+            return faults.error(422, "invalid_body", str(exc))
         return summary(app)
 
     @app.get("/_control/summary", tags=["control"])

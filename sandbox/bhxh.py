@@ -27,8 +27,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sandbox import faults
+from sandbox.faults import error
 from sandbox.generate import VN_TZ
-from sandbox.his import KINDS, error, parse_ts
+from sandbox.his import KINDS, parse_ts
 
 USERNAME, PASSWORD = "bhxh-sandbox", "sandbox-bhxh"
 MAX_PAGE_SIZE = 1000

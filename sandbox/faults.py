@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi.responses import JSONResponse
 
@@ -20,10 +21,13 @@ async def take(queue: list):
     return fault
 
 
+def error(status: int, err: str, detail: Any = "", headers: dict | None = None) -> JSONResponse:
+    """A JSON error answer of the stand-ins."""
+    return JSONResponse({"error": err, "detail": detail}, status_code=status, headers=headers)
+
+
 def status_error(fault, target: str) -> JSONResponse | None:
     """The injected HTTP error of a fault (with Retry-After when set), or None for a non-error fault."""
-    from sandbox.his import error
-
     if not (fault.status and fault.status != 200):
         return None
     retry_after = getattr(fault, "retry_after", None)

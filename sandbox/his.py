@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -29,6 +29,7 @@ from sandbox import (
     faults,
     refdata,
 )
+from sandbox.faults import error
 from sandbox.generate import VN_TZ, generate_births, generate_deaths
 
 KINDS = ("GCS", "GBT")
@@ -37,10 +38,6 @@ DEFAULT_FACILITIES = tuple(refdata.PILOT_FACILITIES)
 
 router = APIRouter(tags=["his"])
 control_router = APIRouter(prefix="/_control/his", tags=["control"])
-
-
-def error(status: int, err: str, detail: Any = "", headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": err, "detail": detail}, status_code=status, headers=headers)
 
 
 def parse_ts(text: str) -> datetime:

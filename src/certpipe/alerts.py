@@ -25,15 +25,6 @@ import os
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {
-    "refusal_rate": 0.2,
-    "min_received": 1,
-    "webhook_conn_id": None,
-    "webhook_endpoint": "",
-    "email": [],
-    "smtp_conn_id": "smtp_default",
-    "email_from": None,
-}
 COUNTS = ("received", "stored", "updated", "unchanged", "refused")
 # The only keys an alert can ever carry (values are checked: scalars, or rule code -> count).
 ALLOWED = {
@@ -57,16 +48,10 @@ ALLOWED = {
 
 
 def settings(value: str | dict | None = None) -> dict:
-    """The `alerting` Variable merged over the defaults (`value` given: parse that instead)."""
-    if value is None:
-        value = _variable()
-    cfg = json.loads(value) if isinstance(value, str) else dict(value or {})
-    out = {**DEFAULTS, **cfg}
-    out["refusal_rate"] = float(out["refusal_rate"])
-    out["min_received"] = int(out["min_received"])
-    if isinstance(out["email"], str):
-        out["email"] = [e.strip() for e in out["email"].split(",") if e.strip()]
-    return out
+    """The `alerting` Variable over the defaults, validated (`certpipe.config.Alerting`); `value` given: that."""
+    from certpipe import config
+
+    return config.parse("alerting", value if value is not None else (_variable() or {}), config.Alerting).model_dump()
 
 
 def _variable() -> str | None:

@@ -11,9 +11,9 @@ message naming the system, the connection and what to fix. Messages never carry 
 from __future__ import annotations
 
 try:  # tasks and hooks: Airflow's "do not retry" exception
-    from airflow.sdk.exceptions import AirflowFailException as _Terminal
+    from airflow.sdk.exceptions import AirflowFailException as Terminal
 except ImportError:  # the registrar service and scripts run without Airflow
-    _Terminal = Exception  # type: ignore[assignment,misc]
+    Terminal = Exception  # type: ignore[assignment,misc]
 
 
 class CertpipeError(Exception):
@@ -33,9 +33,9 @@ class SourceUnavailable(SourceError):
     """5xx, 429, timeout, connection failure or an unreadable answer: worth retrying."""
 
 
-class SourceRejected(SourceError, _Terminal):
+class SourceRejected(SourceError, Terminal):
     """4xx (not 429): our request or credentials are wrong; retrying will not help."""
 
 
-class ConfigError(CertpipeError, _Terminal):
+class ConfigError(CertpipeError, Terminal):
     """A connection, Variable or mapping is missing or malformed; the message names it and the field."""

@@ -14,32 +14,85 @@ WAREHOUSE_CONN_ID = "warehouse_db"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def sqlalchemy_url(dsn: str) -> str:
-    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
-        if dsn.startswith(prefix):
-            return "postgresql+psycopg://" + dsn[len(prefix) :]
-    raise ValueError("warehouse DSN must be a postgresql:// URL")
-
-
-def migrate(dsn: str, revision: str = "head") -> None:
-    """Apply the versioned migrations (alembic) up to `revision`."""
-    from alembic import command
+def alembic_config(dsn: str):
+    """The alembic configuration of the warehouse; `dsn` is a postgresql:// URL or a libpq conninfo string."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(dsn).replace("%", "%%"))
-    command.upgrade(cfg, revision)
+    cfg.attributes["dsn"] = dsn  # read by migrations/env.py (no URL escaping, extras and quoting kept)
+    return cfg
+
+
+def migrate(dsn: str, revision: str = "head") -> None:
+    """Apply the versioned migrations (alembic, one linear chain) up to `revision`."""
+    from alembic import command
+
+    command.upgrade(alembic_config(dsn), revision)
+
+
+# libpq connection parameters an Airflow connection's extra may carry (sslmode, sslrootcert, options, ...)
+LIBPQ_EXTRAS = frozenset(
+    {
+        "sslmode",
+        "sslcert",
+        "sslkey",
+        "sslrootcert",
+        "sslcrl",
+        "sslpassword",
+        "sslnegotiation",
+        "sslcompression",
+        "sslsni",
+        "requiressl",
+        "gssencmode",
+        "krbsrvname",
+        "target_session_attrs",
+        "connect_timeout",
+        "options",
+        "application_name",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "channel_binding",
+        "passfile",
+        "service",
+        "load_balance_hosts",
+        "hostaddr",
+        "require_auth",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+    }
+)
 
 
 def warehouse_dsn(conn_id: str = WAREHOUSE_CONN_ID) -> str:
-    """DSN of the warehouse from its Airflow connection (secrets stay in Airflow)."""
-    from airflow.sdk import BaseHook
+    """The warehouse's libpq conninfo from its Airflow connection, through PostgresHook: host, port, login,
+    password (quoted, whatever characters it holds), database (`schema`) and the libpq extras (e.g. sslmode)."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+    from psycopg.conninfo import make_conninfo
 
-    c = BaseHook.get_connection(conn_id)
-    user = c.login or "postgres"
-    auth = f"{user}:{c.password}@" if c.password else f"{user}@"
-    return f"postgresql://{auth}{c.host or '127.0.0.1'}:{c.port or 5432}/{c.schema or 'postgres'}"
+    from certpipe.errors import ConfigError
+
+    try:
+        c = PostgresHook(postgres_conn_id=conn_id).connection
+    except AirflowNotFoundException:
+        raise ConfigError(f"warehouse: connection '{conn_id}' is not defined; create it") from None
+    extra = c.extra_dejson or {}
+    unknown = sorted(k for k in extra if k not in LIBPQ_EXTRAS and k not in PostgresHook.ignored_extra_options)
+    if unknown:
+        raise ConfigError(f"warehouse connection '{conn_id}': extra {', '.join(unknown)} is not a libpq parameter")
+    params = {k: v for k, v in extra.items() if k in LIBPQ_EXTRAS}
+    return make_conninfo(
+        host=c.host or "127.0.0.1",
+        port=c.port or 5432,
+        user=c.login or None,
+        password=c.password or None,
+        dbname=c.schema or "postgres",
+        **params,
+    )
 
 
 def connect(dsn: str) -> psycopg.Connection:

@@ -19,7 +19,7 @@ CLIENT = {"attempts": 3, "backoff": 0.01, "max_backoff": 0.3, "timeout": 2}
 @pytest.fixture
 def bhxh(sandbox_url, monkeypatch):
     """The sandbox, reset, with connection bhxh_default and fast client settings; the token cache emptied."""
-    from certpipe.sources.bhxh import hook
+    from certpipe.http.auth import RenewingTokenAuth
 
     httpx.post(f"{sandbox_url}/_control/reset", json={"seed": 7, "births": 120, "deaths": 40}).raise_for_status()
     monkeypatch.setenv(
@@ -34,9 +34,9 @@ def bhxh(sandbox_url, monkeypatch):
     )
     monkeypatch.setenv("AIRFLOW_VAR_BHXH_CLIENT", json.dumps(CLIENT))
     monkeypatch.setenv("AIRFLOW_VAR_BHXH_PROVINCES", json.dumps(["01", "96"]))
-    hook._tokens.clear()
+    RenewingTokenAuth._cache.clear()
     yield sandbox_url
-    hook._tokens.clear()
+    RenewingTokenAuth._cache.clear()
 
 
 @pytest.fixture

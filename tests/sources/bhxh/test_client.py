@@ -6,7 +6,7 @@ import time
 import pytest
 
 from certpipe.errors import SourceRejected, SourceUnavailable
-from certpipe.sources.bhxh import hook as bhxh_hook
+from certpipe.http.auth import RenewingTokenAuth
 from certpipe.sources.bhxh.hook import BhxhHook
 from tests.sources.bhxh.conftest import CLIENT, WINDOWS, fault, load_windows, served, window_data
 
@@ -40,7 +40,7 @@ def test_bulk_pull_pages_every_record_of_the_province_once_with_one_token(bhxh, 
     assert len(items) > 10  # several pages of 5
     assert all(e["record"]["MA_GCS"] and "HOTEN_NND" in e["record"] for e in items)  # official field names
     assert served(bhxh)["token"] == 1  # reused for every page
-    token = next(iter(bhxh_hook._tokens.values()))[0]
+    token = next(iter(RenewingTokenAuth._cache.values()))[0]
     assert token not in caplog.text and "sandbox-bhxh" not in caplog.text
 
 

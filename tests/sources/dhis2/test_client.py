@@ -132,8 +132,12 @@ def test_deterministic_event_uids_and_name_keys():
 
 
 def test_unknown_client_option_in_the_variable_is_a_clear_error():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from certpipe.errors import ConfigError
     from certpipe.sources.dhis2.mortality import settings_from
 
-    with pytest.raises(ValueError, match=r"unknown option.*retries.*allowed: timeout"):
+    with pytest.raises(ConfigError, match=r"Variable 'dhis2_mortality': client\.retries: Extra inputs") as e:
         settings_from({"org_units": ["ImspTQPwCqd"], "client": {"timeout": 5, "retries": 3}})
+    assert isinstance(e.value, AirflowFailException)  # a configuration error is not retried
     assert settings_from({"org_units": ["ImspTQPwCqd"], "client": {"timeout": 5}})["client"]["timeout"] == 5

@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from certpipe.errors import SourceRejected, SourceUnavailable
-from certpipe.sources.secserver.directory import PapersRequestInvalid
-from certpipe.sources.secserver.hook import PapersError, SecServerHook
+from certpipe.sources.secserver.hook import SecServerHook
+from certpipe.sources.secserver.papers import PapersError, PapersRequestInvalid
 from sandbox.secserver import GUIDE_DIRECTORY, GUIDE_PAPERS_ANSWER, SESSION
 from tests.sources.secserver.conftest import secserver_conn
 

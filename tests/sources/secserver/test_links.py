@@ -4,8 +4,9 @@ import httpx
 import pytest
 
 from certpipe import warehouse
-from certpipe.sources.secserver.directory import Directory, LinkError, download_link, refresh_directory
+from certpipe.sources.secserver.directory import refresh_directory
 from certpipe.sources.secserver.hook import SecServerHook
+from certpipe.sources.secserver.links import Directory, LinkError, download_link
 from sandbox.secserver import GUIDE_DIRECTORY
 
 DIRECTORY = Directory({e["MACOQUAN"]: e["DSTCODE"] for e in GUIDE_DIRECTORY})

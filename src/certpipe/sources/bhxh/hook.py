@@ -13,15 +13,13 @@ never in a URL.
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from collections.abc import Iterator
-from typing import Any
 
-import requests
+import httpx
 
-from certpipe.errors import SourceRejected, SourceUnavailable
-from certpipe.http.hook import RetryingHttpHook
+from certpipe.errors import ConfigError, SourceUnavailable
+from certpipe.http import CursorPaginator, HttpSettings, SourceHook
+from certpipe.http.auth import RenewingTokenAuth
 
 TOKEN_ENDPOINT = "api/v1/auth/token"  # noqa: S105 - an endpoint path, not a secret
 LOOKUP_ENDPOINT = "api/v1/certificates/lookup"
@@ -34,85 +32,41 @@ CRITERIA = {
     "GBT": (("SO_GIAYTO",), ("MA_GBT",), ("SO_BAOTU", "NGAY_CAPGIAYBT", "MACSKCB")),
 }
 
-_tokens: dict[tuple, tuple[str, float]] = {}  # (conn_id, base_url, login) -> (token, monotonic expiry)
-_lock = threading.Lock()
+
+class BhxhSettings(HttpSettings):
+    system = "BHXH"
 
 
-class BhxhHook(RetryingHttpHook):
+class BhxhHook(SourceHook):
+    system = "BHXH"
+    settings_class = BhxhSettings
     conn_name_attr = "bhxh_conn_id"
     default_conn_name = "bhxh_default"
-    conn_type = "http"
     hook_name = "BHXH certificate database"
-    source_label = "BHXH"
-
-    def __init__(self, conn_id: str = default_conn_name, **kwargs: Any):
-        super().__init__(conn_id, **kwargs)
-        self.auth_type = lambda *_: None  # no HTTP Basic on API calls: the credentials only go to the token endpoint
 
     # ------------------------------------------------------------------ token
 
-    def _cache_key(self) -> tuple:
-        conn = self.get_connection(self.http_conn_id)
-        self._set_base_url(conn)
-        return self.http_conn_id, self.base_url, conn.login
+    def auth(self) -> httpx.Auth:
+        """The bearer token (not HTTP Basic: the credentials go only to the token endpoint), shared per source."""
+        s = self.settings
+        return RenewingTokenAuth((self.conn_id, s.base_url, s.login), self._fetch_token, margin=EXPIRY_MARGIN)
 
     def token(self, *, renew: bool = False) -> str:
-        key = self._cache_key()
-        with _lock:
-            cached = _tokens.get(key)
-            if cached and not renew and cached[1] - EXPIRY_MARGIN > time.monotonic():
-                return cached[0]
-            _tokens.pop(key, None)
-        conn = self.get_connection(self.http_conn_id)
-        where = f"BHXH {self.http_conn_id}"
-        try:
-            resp = self.get_conn().post(
-                self.url_from_endpoint(TOKEN_ENDPOINT),
-                timeout=self.timeout,
-                json={"username": conn.login, "password": conn.password},
-            )
-        except requests.Timeout as e:
-            raise SourceUnavailable(f"{where}: timeout on {TOKEN_ENDPOINT}") from e
-        except requests.ConnectionError as e:
-            raise SourceUnavailable(f"{where}: cannot connect") from e
-        if resp.status_code >= 500 or resp.status_code == 429:
-            raise SourceUnavailable(f"{where}: HTTP {resp.status_code} on {TOKEN_ENDPOINT}", resp.status_code)
-        if resp.status_code >= 400:
-            raise SourceRejected(
-                f"{where}: HTTP {resp.status_code} on {TOKEN_ENDPOINT} (credentials refused)", resp.status_code
-            )
-        try:
-            body = resp.json()
-            value, ttl = str(body["access_token"]), float(body.get("expires_in", 300))
-        except (ValueError, KeyError, TypeError) as e:
-            raise SourceUnavailable(f"{where}: token answer is not valid JSON with an access_token") from e
-        with _lock:
-            _tokens[key] = (value, time.monotonic() + ttl)
-        return value
+        auth = self.client.auth
+        assert isinstance(auth, RenewingTokenAuth)  # noqa: S101 - set by auth() above
+        return auth.token(renew=renew)
 
-    def run(
-        self,
-        endpoint: str | None = None,
-        data: Any = None,
-        headers: dict | None = None,
-        extra_options: dict | None = None,
-        **request_kwargs: Any,
-    ) -> requests.Response:
-        """Every API call carries the bearer token; a 401 renews the token and repeats the call once."""
-        method = self.method
-        for renew in (False, True):
-            auth = {"Authorization": f"Bearer {self.token(renew=renew)}"}
-            self.method = method
-            resp = super().run(endpoint, data, {**(headers or {}), **auth}, extra_options, **request_kwargs)
-            if resp.status_code != 401:
-                break
-        if resp.status_code == 429:  # honour Retry-After (capped) before the retry loop's own backoff
-            try:
-                wait = float(resp.headers.get("Retry-After", 0))
-            except ValueError:
-                wait = 0.0
-            time.sleep(min(max(wait, 0.0), self.max_backoff))
-        return resp
+    def _fetch_token(self) -> tuple[str, float]:
+        s = self.settings
+        if not s.login or not s.password:
+            raise ConfigError(f"{self.where}: the connection needs the login and password of the BHXH account")
+        credentials = {"username": s.login, "password": s.secret()}
+        with httpx.Client(base_url=s.base_url, timeout=httpx.Timeout(s.timeout), verify=s.verify) as plain:
+            body = self.policy.run(lambda: self._once("POST", TOKEN_ENDPOINT, (), True, plain, json=credentials))
+        try:
+            return str(body["access_token"]), float(body.get("expires_in", 300))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise SourceUnavailable(f"{self.where}: the token answer has no access_token") from e
 
     # ------------------------------------------------------------------ API
 
@@ -123,7 +77,7 @@ class BhxhHook(RetryingHttpHook):
         body = self.call("POST", LOOKUP_ENDPOINT, json={"kind": kind, **criteria})
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list):
-            raise SourceUnavailable(f"BHXH {self.http_conn_id}: look-up answer has no 'items' list")
+            raise SourceUnavailable(f"{self.where}: the look-up answer has no 'items' list")
         return items
 
     def pages(
@@ -131,24 +85,12 @@ class BhxhHook(RetryingHttpHook):
     ) -> Iterator[list[dict]]:
         """Certificates of `province` issued or changed in [changed_from, changed_to), page by page (keyset cursor:
         a record changed while we page leaves the window without shifting the pages that follow)."""
-        cursor = None
-        page = 0
-        while True:
-            page += 1
-            params = {
-                "kind": kind,
-                "province": province,
-                "changed_from": changed_from.isoformat(),
-                "changed_to": changed_to.isoformat(),
-                "page_size": page_size,
-            }
-            if cursor:
-                params["cursor"] = cursor
-            body = self.call("GET", PULL_ENDPOINT, params=params)
-            items = body.get("items") if isinstance(body, dict) else None
-            if not isinstance(items, list):
-                raise SourceUnavailable(f"BHXH {self.http_conn_id}: page {page} has no 'items' list")
+        params = {
+            "kind": kind,
+            "province": province,
+            "changed_from": changed_from.isoformat(),
+            "changed_to": changed_to.isoformat(),
+            "page_size": page_size,
+        }
+        for _, items in self.paginate(PULL_ENDPOINT, CursorPaginator(), params=params):
             yield items
-            cursor = body.get("next_cursor")
-            if not cursor or not items:
-                return

@@ -7,11 +7,10 @@ return batch ids and counts only (XCom, UI); a look-up's personal ID appears onl
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
 
-from certpipe import clock, warehouse
+from certpipe import clock, config, warehouse
 from certpipe.alerts import check_refusal_rate
 from certpipe.core.ingest import ingest
 from certpipe.sources.bhxh.hook import CRITERIA, BhxhHook
@@ -22,25 +21,10 @@ LOOKUP_REF = "lookup"
 DEFAULT_OVERLAP = dt.timedelta(minutes=10)
 
 
-def provinces_from(value: str | list) -> list[str]:
-    """Pilot provinces from the Variable `bhxh_provinces`: ["01", "79", "96"] (2-digit codes)."""
-    items = json.loads(value) if isinstance(value, str) else value
-    out = []
-    for p in items:
-        code = str(p).strip().zfill(2)
-        if not re.fullmatch(r"\d{2}", code):
-            raise ValueError("bhxh_provinces: every entry must be a 2-digit province code")
-        if code not in out:
-            out.append(code)
-    return out
-
-
 def _hook(opts: dict | None = None) -> BhxhHook:
-    opts = opts or {}
-    return BhxhHook(
-        opts.get("conn_id", "bhxh_default"),
-        **{k: opts[k] for k in ("timeout", "attempts", "backoff", "max_backoff") if k in opts},
-    )
+    """The BHXH client: connection and client settings from the Variable `bhxh_client` (`opts`)."""
+    client = config.bhxh_client(opts)
+    return BhxhHook(client.conn_id, **client.given())
 
 
 def disagreements(conn, batch_id: int) -> int:

@@ -2,7 +2,8 @@
 
 Connection `dhis2_default` (HTTP): host = the server's base URL (without /api). Authentication: with a login,
 HTTP Basic; without one, the password is a personal access token sent as `Authorization: ApiToken <token>`.
-Extra `{"version": "2.41"}` pins the version; otherwise it is read once from `/api/system/info`.
+Extra `{"version": "2.41"}` pins the version (a typed setting, never a header); otherwise it is read once from
+`/api/system/info`. A base URL with a context path (`https://host/dhis`) works.
 Only `/api/tracker/*` is used (the legacy `/api/events` is gone in 2.42). Version differences handled here:
   org-unit mode  2.40 `ouMode`           2.41+ `orgUnitMode`
   no paging      2.40 `skipPaging=true`  2.41+ `paging=false`
@@ -13,13 +14,15 @@ Bodies are never logged (they carry personal data); errors name the status and t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
-from urllib.parse import urlencode
 
-import requests
+import httpx
+from pydantic import field_validator
 
-from certpipe.errors import SourceRejected, SourceUnavailable
-from certpipe.http.hook import RetryingHttpHook
+from certpipe.errors import SourceUnavailable
+from certpipe.http import HttpSettings, PageNumberPaginator, SourceHook
+from certpipe.http.auth import BasicAuth, HeaderTokenAuth
 
 EVENTS = "api/tracker/events"
 TRACKER = "api/tracker"
@@ -37,44 +40,49 @@ def short_version(text: str) -> str:
     return "2.40" if (major, minor) <= (2, 40) else ("2.41" if (major, minor) == (2, 41) else "2.42")
 
 
-class Dhis2Hook(RetryingHttpHook):
+class Dhis2Settings(HttpSettings):
+    system = "DHIS2"
+    version: str | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> str | None:
+        return None if v in (None, "") else short_version(str(v))
+
+
+def _more_pages(body: Any) -> bool | None:
+    """From the pager (2.41+: `pager`, 2.40: flat fields): more pages after this one? None when not said."""
+    pager = body.get("pager") if isinstance(body.get("pager"), dict) else body
+    count, page = pager.get("pageCount"), pager.get("page")
+    if count is None or page is None:
+        return None
+    return int(page) < int(count)
+
+
+class Dhis2Hook(SourceHook):
+    system = "DHIS2"
+    settings_class = Dhis2Settings
     conn_name_attr = "dhis2_conn_id"
     default_conn_name = "dhis2_default"
-    conn_type = "http"
     hook_name = "DHIS2 (Phần mềm Thống kê y tế)"
-    source_label = "DHIS2"
 
-    def __init__(self, conn_id: str = default_conn_name, **kwargs: Any):
-        super().__init__(conn_id, **kwargs)
-        self._version: str | None = None
-        self._token: str | None = None
-        conn = self.get_connection(conn_id)
-        if not conn.login and conn.password:  # personal access token
-            self._token = conn.password
-            self.auth_type = lambda *_: None
-        pinned = (conn.extra_dejson or {}).get("version")
-        if pinned:
-            self._version = short_version(pinned)
+    def auth(self) -> httpx.Auth | None:
+        """HTTP Basic with a login; without one, the password is a personal access token (`ApiToken`)."""
+        s = self.settings
+        if s.login:
+            return BasicAuth(s.login, s.secret() or "")
+        return HeaderTokenAuth(s.secret(), "ApiToken") if s.secret() else None
 
-    def run(
-        self,
-        endpoint: str | None = None,
-        data: Any = None,
-        headers: dict | None = None,
-        extra_options: dict | None = None,
-        **request_kwargs: Any,
-    ) -> requests.Response:
-        headers = {"Accept": "application/json", **(headers or {})}
-        if self._token:
-            headers["Authorization"] = f"ApiToken {self._token}"
-        return super().run(endpoint, data, headers, extra_options, **request_kwargs)
-
-    @property
+    @cached_property
     def version(self) -> str:
-        if self._version is None:
-            info = self.call("GET", SYSTEM_INFO)
-            self._version = short_version(info.get("version", "") if isinstance(info, dict) else "")
-        return self._version
+        pinned = getattr(self.settings, "version", None)
+        if pinned:
+            return pinned
+        info = self.call("GET", SYSTEM_INFO)
+        try:
+            return short_version(info.get("version", "") if isinstance(info, dict) else "")
+        except ValueError as e:
+            raise SourceUnavailable(f"{self.where}: {SYSTEM_INFO} gives no version") from e
 
     # ------------------------------------------------------------------ export
 
@@ -86,7 +94,6 @@ class Dhis2Hook(RetryingHttpHook):
         updated_after: str,
         updated_before: str,
         include_deleted: bool = True,
-        page_size: int = 200,
         program_stage: str | None = None,
     ) -> dict:
         params = {
@@ -95,7 +102,6 @@ class Dhis2Hook(RetryingHttpHook):
             "updatedAfter": updated_after,
             "updatedBefore": updated_before,
             "order": "updatedAt:asc,event:asc",
-            "pageSize": page_size,
             "includeDeleted": str(include_deleted).lower(),
             ("ouMode" if self.version == "2.40" else "orgUnitMode"): "DESCENDANTS",
         }
@@ -103,26 +109,15 @@ class Dhis2Hook(RetryingHttpHook):
             params["programStage"] = program_stage
         return params
 
-    def event_pages(self, **query: Any) -> Iterator[list[dict]]:
+    def event_pages(self, *, page_size: int = 200, **query: Any) -> Iterator[list[dict]]:
         """Events of a program under an org unit updated in [updated_after, updated_before), page by page.
         The fixed upper bound keeps pages from drifting; the last page is the first one shorter than pageSize
         (totals are not requested: expensive) or the one at pageCount when the server sends it."""
-        params = self.event_params(**query)
-        size = params["pageSize"]
-        page = 0
-        while True:
-            page += 1
-            body = self.call("GET", EVENTS, params={**params, "page": page})
-            if not isinstance(body, dict):
-                raise SourceUnavailable(f"DHIS2 {self.http_conn_id}: page {page} of {EVENTS} is not an object")
-            items = body.get("events", body.get("instances"))
-            if not isinstance(items, list):
-                raise SourceUnavailable(f"DHIS2 {self.http_conn_id}: page {page} of {EVENTS} has no events")
-            pager = body.get("pager") if isinstance(body.get("pager"), dict) else body
+        paginator = PageNumberPaginator(page_size, size_param="pageSize", has_more=_more_pages)
+        for _, items in self.paginate(
+            EVENTS, paginator, params=self.event_params(**query), items=("events", "instances")
+        ):
             yield items
-            count = pager.get("pageCount")
-            if len(items) < size or not items or (count is not None and page >= int(count)):
-                return
 
     def org_units(self, root: str) -> list[dict]:
         """The org unit and its descendants: [{"id", "code", "level"}] (metadata API: `paging=false` everywhere)."""
@@ -131,7 +126,7 @@ class Dhis2Hook(RetryingHttpHook):
         )
         units = body.get("organisationUnits") if isinstance(body, dict) else None
         if not isinstance(units, list):
-            raise SourceUnavailable(f"DHIS2 {self.http_conn_id}: {ORG_UNITS} answer has no organisationUnits")
+            raise SourceUnavailable(f"{self.where}: {ORG_UNITS} answer has no organisationUnits")
         return units
 
     # ------------------------------------------------------------------ import
@@ -139,34 +134,17 @@ class Dhis2Hook(RetryingHttpHook):
     def import_events(self, events: list[dict]) -> dict:
         """Synchronous tracker import, one report per object (atomicMode=OBJECT: valid objects are committed).
 
-        Returns the ImportReport. A 409 carries the report of an import with errors; it is returned, not raised."""
+        Returns the ImportReport, also when it comes with 409 (an import with errors)."""
         params = {
             "async": "false",
             "importStrategy": "CREATE_AND_UPDATE",
             "atomicMode": "OBJECT",
             "reportMode": "ERRORS",
         }
-        try:
-            # HttpHook sends `data` of a POST as the body: the parameters go in the query string
-            return self.call("POST", f"{TRACKER}?{urlencode(params)}", json={"events": events})
-        except SourceRejected as e:
-            if e.status != 409 or self.last_conflict is None:
-                raise
-            return self.last_conflict
-
-    last_conflict: dict | None = None
-
-    def _error_detail(self, resp: requests.Response) -> str:
-        # a 409 import report is kept for import_events; messages may quote values, so none go into errors
-        self.last_conflict = None
-        if resp.status_code == 409:
-            try:
-                body = resp.json()
-            except ValueError:
-                body = None
-            if isinstance(body, dict) and ("validationReport" in body or "bundleReport" in body):
-                self.last_conflict = body
-        return ""
+        report = self.call("POST", TRACKER, params=params, json={"events": events}, accept=(409,))
+        if not isinstance(report, dict) or not ({"validationReport", "bundleReport", "status"} & report.keys()):
+            raise SourceUnavailable(f"{self.where}: the import answer on {TRACKER} is not an import report")
+        return report
 
 
 def object_outcomes(report: dict, uids: list[str]) -> dict[str, dict]:

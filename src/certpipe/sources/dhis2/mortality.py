@@ -17,21 +17,12 @@ from zoneinfo import ZoneInfo
 
 from psycopg.types.json import Jsonb
 
-from certpipe import clock, warehouse
+from certpipe import clock, config, warehouse
 from certpipe.core.schema import schemas_dir
 
 log = logging.getLogger(__name__)
 
 SOURCE = "dhis2"
-DEFAULTS = {
-    "org_units": [],
-    "page_size": 200,
-    "overlap_minutes": 60,
-    "push_batch": 100,
-    "server_timezone": "Asia/Ho_Chi_Minh",
-    "conn_id": "dhis2_default",
-    "client": {"timeout": 30, "attempts": 5, "backoff": 1.0, "max_backoff": 30},
-}
 UID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -41,24 +32,14 @@ def mapping() -> dict:
 
 
 def settings_from(raw: str | dict | None) -> dict:
-    """Variable `dhis2_mortality`: {"org_units": [root UIDs], "page_size", "overlap_minutes", "client": {...}}."""
-    value = json.loads(raw) if isinstance(raw, str) else (raw or {})
-    if not isinstance(value, dict) or not isinstance(value.get("org_units", []), list):
-        raise ValueError("dhis2_mortality must be an object with an 'org_units' list of org unit UIDs")
-    out = {**DEFAULTS, **value}
-    out["client"] = {**DEFAULTS["client"], **(value.get("client") or {})}
-    unknown = sorted(set(out["client"]) - set(DEFAULTS["client"]))
-    if unknown:
-        raise ValueError(
-            f"dhis2_mortality.client: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(DEFAULTS['client'])}"
-        )
-    return out
+    """The Variable `dhis2_mortality`, validated (certpipe.config.Dhis2Mortality), as a dict."""
+    return config.dhis2_mortality(raw).model_dump()
 
 
 def hook(settings: dict):
     from certpipe.sources.dhis2.hook import Dhis2Hook
 
-    return Dhis2Hook(settings["conn_id"], **settings["client"])
+    return Dhis2Hook(settings["conn_id"], **{k: v for k, v in settings["client"].items() if v is not None})
 
 
 # ---------------------------------------------------------------- normalisation

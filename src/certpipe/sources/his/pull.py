@@ -6,12 +6,12 @@ Task functions return batch ids and counts only (they end up in XCom and the UI)
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 
 from certpipe import clock, warehouse
 from certpipe.alerts import check_refusal_rate
 from certpipe.core.ingest import KEYS, ingest
+from certpipe.http.settings import ClientSettings
 from certpipe.sources.his.hook import HisHook
 
 log = logging.getLogger(__name__)
@@ -19,29 +19,10 @@ SOURCE = "his"
 DEFAULT_OVERLAP = dt.timedelta(minutes=15)
 
 
-def hospitals_from(value: str | list) -> list[dict]:
-    """Pilot hospitals from the Variable `his_hospitals`:
-    [{"facility": "01020", "conn_id": "his_01020", "name": "...", "timeout": 30, "attempts": 5, "backoff": 1}]
-    (conn_id defaults to his_<facility>; timeout/attempts/backoff tune the HTTP client per hospital)."""
-    items = json.loads(value) if isinstance(value, str) else value
-    out = []
-    for h in items:
-        facility = str(h["facility"]).strip()
-        if len(facility) != 5:
-            raise ValueError(f"hospital entry {h!r}: facility code must have 5 characters")
-        entry = {
-            "facility": facility,
-            "conn_id": h.get("conn_id") or f"his_{facility}",
-            "name": h.get("name", facility),
-        }
-        entry.update({k: float(h[k]) for k in ("timeout", "backoff") if k in h})
-        entry.update({k: int(h[k]) for k in ("attempts",) if k in h})
-        out.append(entry)
-    return out
-
-
 def _hook(hospital: dict) -> HisHook:
-    return HisHook(hospital["conn_id"], **{k: hospital[k] for k in ("timeout", "attempts", "backoff") if k in hospital})
+    """The hospital's client: its connection, and the client settings of its `his_hospitals` entry."""
+    overrides = {k: v for k, v in hospital.items() if k in ClientSettings.model_fields}
+    return HisHook(hospital["conn_id"], **overrides)
 
 
 def _parse_ts(v: str | None) -> dt.datetime | None:

@@ -1,11 +1,10 @@
-"""Security-server directory and VDXP download links (national portal guide, section V).
+"""Security-server directory (national portal guide, section V.1).
 
-- V.1 directory: MACOQUAN (agency) → DSTCODE (the security server that serves its files), refreshed daily into
-  `wh.secserver_directory` with every appearance, change and disappearance in `wh.secserver_directory_history`.
-  An answer that is empty, not JSON, not the documented shape, or that drops more than `max_shrink` of the current
-  mappings is rejected: the directory stays as it was and the refresh fails with the reason.
-- V.2 papers look-up: request validation here, the call in `certpipe.sources.secserver.hook.SecServerHook.papers`.
-- V.3 download links: `download_link` for a provider's own URL (case 1) and another agency's adapter URL (case 2).
+MACOQUAN (agency) → DSTCODE (the security server that serves its files), refreshed daily into
+`wh.secserver_directory` with every appearance, change and disappearance in `wh.secserver_directory_history`.
+An answer that is empty, not JSON, not the documented shape, or that drops more than `max_shrink` of the current
+mappings is rejected: the directory stays as it was and the refresh fails with the reason.
+V.2 papers look-up: `papers`; V.3 download links: `links`.
 """
 
 from __future__ import annotations
@@ -15,48 +14,41 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from certpipe.core.schema import message, reason
+from certpipe.core.schema import message
+from certpipe.errors import CertpipeError, SourceError, SourceUnavailable, Terminal
 
 REQUIRED_KEYS = ("MACOQUAN", "TENCOQUAN", "DSTCODE")
 DSTCODE_RE = re.compile(r"[A-Z]{2}:[A-Z]+:[^:\s]+:[^:\s]+")  # X-Road: instance:class:member:subsystem
 DEFAULT_MAX_SHRINK = 0.2
-ADAPTER_PREFIX = "/VXPAdapter/RestService/forward"  # VDXP download adapter on a security server (V.3)
 _LOCK = "certpipe.secserver_directory"
 
 
 # ---------------------------------------------------------------- errors
 
 
-class DirectoryRejected(Exception):
-    """The directory was not refreshed; the current one stays. `code` is a rules.json code (SS_DIR_*)."""
+class DirectoryRejected(CertpipeError):
+    """The directory was not refreshed; the current one stays. `code` is a rules.json code (SS_DIR_*).
+    This class is the transient case (the security server could not be reached or answered garbage): retried."""
 
     def __init__(self, code: str, detail: str = ""):
         self.code, self.detail = code, detail
         super().__init__(f"{code}: {message(code)}" + (f" ({detail})" if detail else ""))
 
 
-class LinkError(ValueError):
-    """A download link cannot be built. `code` is a rules.json code (SS_LINK_*)."""
-
-    def __init__(self, code: str, detail: str = ""):
-        self.code, self.detail = code, detail
-        super().__init__(f"{code}: {message(code)}" + (f" ({detail})" if detail else ""))
+class DirectoryRefused(DirectoryRejected, Terminal):
+    """An answer that is wrong, not unavailable (empty, malformed, ambiguous, truncated) or a refused request:
+    retrying returns the same answer, so the task fails at once (no Airflow retry) with the reason."""
 
 
-class PapersRequestInvalid(ValueError):
-    """The papers look-up request breaks the V.2 contract; nothing was sent. `reasons`: [{field, code, message}]."""
+TRANSIENT = {"SS_DIR_UNAVAILABLE", "SS_DIR_NOT_JSON"}
 
-    def __init__(self, reasons: list[dict]):
-        self.reasons = reasons
-        super().__init__(
-            "Yêu cầu tra cứu giấy tờ kết quả không hợp lệ: "
-            + "; ".join(f"{r['field']}: {r['code']} – {r['message']}" for r in reasons)
-        )
+
+def rejected(code: str, detail: str = "") -> DirectoryRejected:
+    return (DirectoryRejected if code in TRANSIENT else DirectoryRefused)(code, detail)
 
 
 # ---------------------------------------------------------------- directory (V.1)
@@ -75,29 +67,29 @@ def parse_directory(body: Any) -> dict[str, Entry]:
     Raises DirectoryRejected (SS_DIR_SHAPE, SS_DIR_EMPTY, SS_DIR_DSTCODE, SS_DIR_AMBIGUOUS) otherwise."""
     if not isinstance(body, dict) or "result" not in body:
         keys = ", ".join(sorted(map(str, body)))[:200] if isinstance(body, dict) else type(body).__name__
-        raise DirectoryRejected("SS_DIR_SHAPE", f"thiếu khóa result; nhận được: {keys}")
+        raise rejected("SS_DIR_SHAPE", f"thiếu khóa result; nhận được: {keys}")
     result = body["result"]
     if result is None or result == [] or result == {}:
-        raise DirectoryRejected("SS_DIR_EMPTY")
+        raise rejected("SS_DIR_EMPTY")
     if not isinstance(result, list):
-        raise DirectoryRejected("SS_DIR_SHAPE", "result không phải danh sách")
+        raise rejected("SS_DIR_SHAPE", "result không phải danh sách")
     out: dict[str, Entry] = {}
     for i, item in enumerate(result):
         if not isinstance(item, dict):
-            raise DirectoryRejected("SS_DIR_SHAPE", f"mục {i} không phải đối tượng")
+            raise rejected("SS_DIR_SHAPE", f"mục {i} không phải đối tượng")
         missing = [k for k in REQUIRED_KEYS if not isinstance(item.get(k), str) or not item[k].strip()]
         if missing:
-            raise DirectoryRejected("SS_DIR_SHAPE", f"mục {i} thiếu {', '.join(missing)}")
+            raise rejected("SS_DIR_SHAPE", f"mục {i} thiếu {', '.join(missing)}")
         entry = Entry(
             item["MACOQUAN"].strip(),
             unicodedata.normalize("NFC", " ".join(item["TENCOQUAN"].split())),
             item["DSTCODE"].strip(),
         )
         if not DSTCODE_RE.fullmatch(entry.dstcode):
-            raise DirectoryRejected("SS_DIR_DSTCODE", f"mục {i}, MACOQUAN {entry.macoquan}")
+            raise rejected("SS_DIR_DSTCODE", f"mục {i}, MACOQUAN {entry.macoquan}")
         seen = out.get(entry.macoquan)
         if seen is not None and seen.dstcode != entry.dstcode:
-            raise DirectoryRejected("SS_DIR_AMBIGUOUS", f"MACOQUAN {entry.macoquan}")
+            raise rejected("SS_DIR_AMBIGUOUS", f"MACOQUAN {entry.macoquan}")
         out[entry.macoquan] = entry
     return out
 
@@ -116,7 +108,7 @@ def apply_directory(
     the current mappings: a truncated answer must not wipe the directory. Returns the refresh's counts.
     """
     if not entries:
-        raise DirectoryRejected("SS_DIR_EMPTY")
+        raise rejected("SS_DIR_EMPTY")
     if not 0 <= max_shrink <= 1:
         raise ValueError("max_shrink must be between 0 and 1")
     with conn.transaction():
@@ -127,7 +119,7 @@ def apply_directory(
         }
         gone = sorted(current.keys() - entries.keys())
         if current and len(gone) / len(current) > max_shrink:
-            raise DirectoryRejected(
+            raise rejected(
                 "SS_DIR_TRUNCATED",
                 (
                     f"thiếu {len(gone)}/{len(current)} cơ quan đang có = {len(gone) / len(current):.0%}, "
@@ -235,7 +227,6 @@ def refresh_directory(
 ) -> dict:
     """Fetch the directory from our security server and apply it; a rejected answer is recorded, then raised."""
     from certpipe import warehouse
-    from certpipe.errors import SourceError, SourceUnavailable
     from certpipe.sources.secserver.hook import SecServerHook
 
     answer = None
@@ -246,151 +237,10 @@ def refresh_directory(
                 answer = SecServerHook(conn_id).directory()
             except SourceUnavailable as e:
                 code = "SS_DIR_NOT_JSON" if isinstance(e.__cause__, ValueError) else "SS_DIR_UNAVAILABLE"
-                raise DirectoryRejected(code, str(e)) from e
-            except SourceError as e:
-                raise DirectoryRejected("SS_DIR_UNAVAILABLE", str(e)) from e
+                raise rejected(code, str(e)) from e
+            except SourceError as e:  # refused (4xx) or misconfigured: retrying will not help
+                raise DirectoryRefused("SS_DIR_UNAVAILABLE", str(e)) from e
             return apply_directory(conn, parse_directory(answer), max_shrink=max_shrink, run_id=run_id, answer=answer)
         except DirectoryRejected as e:
             record_failure(conn, e, run_id=run_id, answer=answer)
             raise
-
-
-@dataclass(frozen=True)
-class Directory:
-    """The current directory, for building links: MACOQUAN → DSTCODE."""
-
-    by_agency: Mapping[str, str]
-
-    @classmethod
-    def load(cls, conn: psycopg.Connection) -> Directory:
-        return cls(dict(conn.execute("SELECT macoquan, dstcode FROM wh.secserver_directory")))
-
-    @property
-    def dstcodes(self) -> frozenset[str]:
-        return frozenset(self.by_agency.values())
-
-    def dstcode(self, macoquan: str) -> str:
-        code = self.by_agency.get((macoquan or "").strip())
-        if code is None:
-            raise LinkError("SS_LINK_AGENCY", f"MACOQUAN {macoquan or '(trống)'}")
-        return code
-
-
-# ---------------------------------------------------------------- download links (V.3)
-
-
-def download_link(file_url: str, directory: Directory, own_base: str, macoquan: str | None = None) -> str:
-    """The link to download a paper's file through our own security server (VDXP adapter).
-
-    Case 1, a provider's own URL (https://dichvucong.hagiang.gov.vn/download/124.pdf) with its owner agency's
-    MACOQUAN → {own_base}/VXPAdapter/RestService/forward/download/124.pdf?dstcode=<DSTCODE>&providerurl=<origin>.
-    Case 2, another agency's adapter URL (http://IP-SS-BNĐP:8080/VXPAdapter/RestService/forward/...?dstcode=...)
-    → the same path and query on `own_base`; its dstcode must be in the directory.
-    `own_base` is our security server's base URL (the `secserver_default` connection's host).
-    """
-    try:
-        u = urlsplit((file_url or "").strip())
-        u.port  # noqa: B018 - validates the port
-    except ValueError as e:
-        raise LinkError("SS_LINK_URL", "không phân tích được") from e
-    if u.scheme.lower() not in ("http", "https") or not u.hostname:
-        raise LinkError("SS_LINK_URL", "thiếu http(s):// hoặc tên máy")
-    base = own_base.rstrip("/")
-    at = u.path.find(ADAPTER_PREFIX + "/")
-    if at >= 0:  # case 2
-        query = parse_qs(u.query)
-        dst, provider = query.get("dstcode", [""])[0], query.get("providerurl", [""])[0]
-        if not dst or not provider:
-            raise LinkError("SS_LINK_ADAPTER")
-        if dst not in directory.dstcodes:
-            raise LinkError("SS_LINK_DSTCODE", dst)
-        return f"{base}{u.path[at:]}?{u.query}"
-    path = quote(u.path, safe="/%:@!$&'()*+,;=-._~")
-    if path in ("", "/"):
-        raise LinkError("SS_LINK_URL", "thiếu đường dẫn tệp")
-    dst = directory.dstcode(macoquan or "")
-    host = u.hostname + (f":{u.port}" if u.port else "")
-    provider = f"{u.scheme.lower()}://{host}"
-    extra = f"{u.query}&" if u.query else ""
-    query = f"{extra}dstcode={quote(dst, safe=':')}&providerurl={quote(provider, safe=':/')}"
-    return f"{base}{ADAPTER_PREFIX}{path}?{query}"
-
-
-# ---------------------------------------------------------------- papers look-up request (V.2)
-
-PAPERS_FIELDS = (
-    "MaThuTuc",
-    "DanhSachDanhMucKetQua",
-    "SoDinhDanhChuSoHuu",
-    "HoTenNguoiYeuCau",
-    "KenhThucHien",
-    "SoDinhDanhNguoiYeuCau",
-)
-CHANNELS = {"1": "trực tiếp", "2": "trực tuyến", "3": "bưu chính công ích"}
-_PROCEDURE = re.compile(r"\d+(\.[0-9A-Za-z]+)+")
-_OWNER_ID = re.compile(r"\d{9}|\d{12}|\d{10}(-\d{3})?")
-_PERSON_ID = re.compile(r"\d{9}|\d{12}")
-
-
-def validate_papers_request(req: Any) -> dict:
-    """Check a DanhSachGiayToKetQua look-up request against V.2; returns the body to send or raises
-    PapersRequestInvalid with every reason (field, code, Vietnamese message, never a value)."""
-    if not isinstance(req, Mapping):
-        raise PapersRequestInvalid([reason(None, "NOT_A_RECORD")])
-    reasons = [reason(k, "UNKNOWN_FIELD") for k in req if k not in PAPERS_FIELDS]
-
-    def text(name: str, required: bool, src: Mapping = req, label: str | None = None) -> str | None:
-        v = src.get(name)
-        if v is None or (isinstance(v, str) and not v.strip()):
-            if required:
-                reasons.append(reason(label or name, "REQUIRED"))
-            return None
-        if not isinstance(v, str):
-            reasons.append(reason(label or name, "NOT_TEXT"))
-            return None
-        return unicodedata.normalize("NFC", v.strip())
-
-    procedure = text("MaThuTuc", True)
-    if procedure and not _PROCEDURE.fullmatch(procedure):
-        reasons.append(reason("MaThuTuc", "CODE_FORMAT"))
-    results = req.get("DanhSachDanhMucKetQua")
-    wanted: list[dict] = []
-    if results is None:
-        reasons.append(reason("DanhSachDanhMucKetQua", "REQUIRED"))
-    elif not isinstance(results, list) or not results:
-        reasons.append(reason("DanhSachDanhMucKetQua", "PAPERS_RESULTS"))
-    else:
-        for i, item in enumerate(results):
-            where = f"DanhSachDanhMucKetQua[{i}]"
-            if not isinstance(item, Mapping):
-                reasons.append(reason(where, "PAPERS_RESULTS"))
-                continue
-            reasons.extend(reason(f"{where}.{k}", "UNKNOWN_FIELD") for k in item if k not in ("MaKetQua", "SoKyHieu"))
-            code = text("MaKetQua", True, item, f"{where}.MaKetQua")
-            number = text("SoKyHieu", False, item, f"{where}.SoKyHieu")
-            wanted.append({"MaKetQua": code, "SoKyHieu": number or ""})
-    owner = text("SoDinhDanhChuSoHuu", True)
-    if owner and not _OWNER_ID.fullmatch(owner):
-        reasons.append(reason("SoDinhDanhChuSoHuu", "PAPERS_OWNER_ID"))
-    officer_name = text("HoTenNguoiYeuCau", False)
-    channel = text("KenhThucHien", True)
-    if channel and channel not in CHANNELS:
-        reasons.append(reason("KenhThucHien", "PAPERS_CHANNEL"))
-    officer_id = text("SoDinhDanhNguoiYeuCau", False)
-    if officer_id and not _PERSON_ID.fullmatch(officer_id):
-        reasons.append(reason("SoDinhDanhNguoiYeuCau", "PAPERS_OFFICER_ID"))
-    if channel in ("1", "3"):
-        reasons.extend(
-            reason(f, "PAPERS_OFFICER")
-            for f, v in (("SoDinhDanhNguoiYeuCau", officer_id), ("HoTenNguoiYeuCau", officer_name))
-            if not v
-        )
-    if reasons:
-        raise PapersRequestInvalid(reasons)
-    body = {"MaThuTuc": procedure, "DanhSachDanhMucKetQua": wanted, "SoDinhDanhChuSoHuu": owner}
-    if officer_name:
-        body["HoTenNguoiYeuCau"] = officer_name
-    body["KenhThucHien"] = channel
-    if officer_id:
-        body["SoDinhDanhNguoiYeuCau"] = officer_id
-    return body

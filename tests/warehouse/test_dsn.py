@@ -1,0 +1,55 @@
+"""The warehouse DSN comes from one Airflow connection through PostgresHook: extras kept, passwords quoted."""
+
+import json
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from certpipe import warehouse
+from certpipe.errors import ConfigError
+
+
+def test_password_with_any_character_and_libpq_extras_survive(pg_server, warehouse_dsn, monkeypatch):
+    target = conninfo_to_dict(warehouse_dsn)
+    password = "p@ss w/rd:'\"%;=x"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAREHOUSE_DB",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": target["host"],
+                "port": int(target["port"]),
+                "login": target["user"],
+                "password": password,
+                "schema": target["dbname"],
+                "extra": {"sslmode": "disable", "application_name": "certpipe-test", "connect_timeout": "5"},
+            }
+        ),
+    )
+    dsn = warehouse.warehouse_dsn()
+    parts = conninfo_to_dict(dsn)
+    assert parts["password"] == password and parts["sslmode"] == "disable" and parts["dbname"] == target["dbname"]
+    with psycopg.connect(dsn) as c:  # the server (trust on loopback in tests) takes it as it is
+        assert c.execute("SELECT current_setting('application_name')").fetchone()[0] == "certpipe-test"
+        assert c.execute("SELECT wh.vn_today() IS NOT NULL").fetchone()[0]
+
+
+def test_an_extra_that_is_not_a_libpq_parameter_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_WAREHOUSE_DB",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": "db",
+                "login": "u",
+                "password": "secret-x",
+                "extra": {"sslmod": "require"},
+            }
+        ),
+    )
+    with pytest.raises(ConfigError, match="warehouse connection 'warehouse_db': extra sslmod") as e:
+        warehouse.warehouse_dsn()
+    assert "secret-x" not in str(e.value)
+    with pytest.raises(ConfigError, match="'nowhere' is not defined"):
+        warehouse.warehouse_dsn("nowhere")
