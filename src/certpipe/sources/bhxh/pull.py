@@ -12,7 +12,7 @@ import re
 
 from certpipe import clock, config, warehouse
 from certpipe.alerts import check_refusal_rate
-from certpipe.core.ingest import ingest
+from certpipe.sources import ingest_batch, land_batch
 from certpipe.sources.bhxh.hook import CRITERIA, BhxhHook
 
 log = logging.getLogger(__name__)
@@ -55,15 +55,10 @@ def pull_window(
         since = min(start, mark) if mark else start
         since -= overlap
         envelopes = [env for page in _hook(client).pages(kind, province, since, end, page_size) for env in page]
-        batch_id = warehouse.create_batch(
-            conn,
-            source=SOURCE,
-            source_ref=province,
-            kind=kind,
-            run_id=run_id,
-            meta={"window_start": start.isoformat(), "window_end": end.isoformat(), "pulled_from": since.isoformat()},
+        meta = {"window_start": start.isoformat(), "window_end": end.isoformat(), "pulled_from": since.isoformat()}
+        batch_id, _ = land_batch(
+            conn, envelopes, source=SOURCE, source_ref=province, kind=kind, run_id=run_id, meta=meta
         )
-        warehouse.land(conn, batch_id, envelopes)
     log.info(
         "BHXH province %s %s: landed %d record(s) as batch %d (changes in [%s, %s))",
         province,
@@ -86,16 +81,7 @@ def ingest_window(batch: dict, dsn: str) -> dict:
     """Ingest a landed window, then move the (province, kind) watermark to the window's end. A window refused
     above the threshold raises an alert (Variable `alerting`)."""
     with warehouse.connect(dsn) as conn:
-        ids, payloads = warehouse.landed(conn, batch["batch_id"])
-        result = ingest(
-            conn,
-            batch_id=batch["batch_id"],
-            kind=batch["kind"],
-            source=SOURCE,
-            source_ref=batch["province"],
-            records=payloads,
-            record_ids=ids,
-        )
+        result = ingest_batch(conn, batch["batch_id"], kind=batch["kind"], source=SOURCE, source_ref=batch["province"])
         n_dis = disagreements(conn, batch["batch_id"])
         warehouse.mark_batch(conn, batch["batch_id"], "ingested", {"disagreements": n_dis})
         warehouse.set_watermark(
@@ -203,19 +189,9 @@ def lookup(params: dict, dsn: str, *, run_id: str | None = None, client: dict | 
     items = _hook(client).lookup(kind, criteria)
     masked = mask(criteria)
     with warehouse.connect(dsn) as conn:
-        batch_id = warehouse.create_batch(
-            conn,
-            source=SOURCE,
-            source_ref=LOOKUP_REF,
-            kind=kind,
-            run_id=run_id,
-            meta={"request_type": rtype, "criteria": masked, "found": len(items)},
-        )
-        warehouse.land(conn, batch_id, items)
-        ids, payloads = warehouse.landed(conn, batch_id)
-        result = ingest(
-            conn, batch_id=batch_id, kind=kind, source=SOURCE, source_ref=LOOKUP_REF, records=payloads, record_ids=ids
-        )
+        meta = {"request_type": rtype, "criteria": masked, "found": len(items)}
+        batch_id, _ = land_batch(conn, items, source=SOURCE, source_ref=LOOKUP_REF, kind=kind, run_id=run_id, meta=meta)
+        result = ingest_batch(conn, batch_id, kind=kind, source=SOURCE, source_ref=LOOKUP_REF)
         n_dis = disagreements(conn, batch_id)
         warehouse.mark_batch(conn, batch_id, "ingested", {"disagreements": n_dis})
         certs = sorted(

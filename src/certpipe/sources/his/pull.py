@@ -10,8 +10,9 @@ import logging
 
 from certpipe import clock, warehouse
 from certpipe.alerts import check_refusal_rate
-from certpipe.core.ingest import KEYS, ingest
+from certpipe.core.ingest import KEYS
 from certpipe.http.settings import ClientSettings
+from certpipe.sources import ingest_batch, land_batch
 from certpipe.sources.his.hook import HisHook
 
 log = logging.getLogger(__name__)
@@ -49,18 +50,13 @@ def extract(
         since = mark - overlap if mark else None
         envelopes = [env for page in hook.pages(kind, since, page_size) for env in page]
         newest = max((t for e in envelopes if (t := _parse_ts(e.get("updated_at")))), default=None)
-        batch_id = warehouse.create_batch(
-            conn,
-            source=SOURCE,
-            source_ref=facility,
-            kind=kind,
-            run_id=run_id,
-            meta={
-                "updated_since": since.isoformat() if since else None,
-                "newest_change": newest.isoformat() if newest else None,
-            },
+        meta = {
+            "updated_since": since.isoformat() if since else None,
+            "newest_change": newest.isoformat() if newest else None,
+        }
+        batch_id, _ = land_batch(
+            conn, envelopes, source=SOURCE, source_ref=facility, kind=kind, run_id=run_id, meta=meta
         )
-        warehouse.land(conn, batch_id, envelopes)
     log.info(
         "HIS %s %s: landed %d record(s) as batch %d (changes since %s)",
         facility,
@@ -76,20 +72,13 @@ def ingest_landed(batch: dict, dsn: str) -> dict:
     """Run a landed batch through the ingestion core. Records without a facility code get the hospital's."""
     kind, facility = batch["kind"], batch["facility"]
     fac_field = KEYS[kind]["facility"]
+
+    def fill(p: dict) -> None:
+        if not any(p.get(n) for n in (fac_field, "MA_CSKCB", "MACSKCB")):
+            p[fac_field] = facility
+
     with warehouse.connect(dsn) as conn:
-        ids, payloads = warehouse.landed(conn, batch["batch_id"])
-        for p in payloads:
-            if isinstance(p, dict) and not any(p.get(n) for n in (fac_field, "MA_CSKCB", "MACSKCB")):
-                p[fac_field] = facility
-        result = ingest(
-            conn,
-            batch_id=batch["batch_id"],
-            kind=kind,
-            source=SOURCE,
-            source_ref=facility,
-            records=payloads,
-            record_ids=ids,
-        )
+        result = ingest_batch(conn, batch["batch_id"], kind=kind, source=SOURCE, source_ref=facility, fill=fill)
     out = {**batch, **result.summary()}
     check_refusal_rate(out, source=SOURCE)  # alert (Variable `alerting`) when too many records were refused
     return out
