@@ -105,8 +105,8 @@ def notify(payload: dict, cfg: dict | None = None) -> dict:
         try:
             from airflow.providers.http.hooks.http import HttpHook
 
-            hook = HttpHook(method="POST", http_conn_id=cfg["webhook_conn_id"])
-            hook.run(
+            webhook = HttpHook(method="POST", http_conn_id=cfg["webhook_conn_id"])
+            webhook.run(
                 cfg.get("webhook_endpoint") or "",
                 json=payload,
                 headers={"Content-Type": "application/json"},

@@ -94,13 +94,14 @@ def parse(variable: str, raw: Any, model: type[T] | Any) -> T:
 
 
 def hospitals(raw: Any) -> list[dict[str, Any]]:
-    return [h.as_task_arg() for h in parse("his_hospitals", raw, list[Hospital])]
+    entries: list[Hospital] = parse("his_hospitals", raw, list[Hospital])
+    return [h.as_task_arg() for h in entries]
 
 
 def provinces(raw: Any) -> list[str]:
     """Pilot provinces (2-digit codes; a number that lost its zero, e.g. 1, is read as 01), without repeats."""
-    items = parse("bhxh_provinces", raw, list[str | int])
-    codes = parse("bhxh_provinces", [str(p).strip().zfill(2) for p in items], list[Province])
+    items: list[str | int] = parse("bhxh_provinces", raw, list[str | int])
+    codes: list[str] = parse("bhxh_provinces", [str(p).strip().zfill(2) for p in items], list[Province])
     return list(dict.fromkeys(codes))
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -95,6 +96,14 @@ def warehouse_dsn(conn_id: str = WAREHOUSE_CONN_ID) -> str:
     )
 
 
+def scalar(conn: psycopg.Connection, query: str, params: Any = None) -> Any:
+    """The first column of the one row a statement returns (INSERT ... RETURNING, count(*), ...)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return row[0]
+
+
 def connect(dsn: str) -> psycopg.Connection:
     return psycopg.connect(dsn, application_name="certpipe")
 
@@ -108,12 +117,12 @@ def create_batch(
     run_id: str | None = None,
     meta: dict | None = None,
 ) -> int:
-    row = conn.execute(
+    return scalar(
+        conn,
         "INSERT INTO wh.ingest_batch (source, source_ref, kind, run_id, meta) VALUES (%s, %s, %s, %s, %s) "
         "RETURNING batch_id",
         (source, source_ref, kind, run_id, Jsonb(meta or {})),
-    ).fetchone()
-    return row[0]
+    )
 
 
 def land(conn: psycopg.Connection, batch_id: int, envelopes: Iterable[dict]) -> int:
@@ -145,7 +154,7 @@ def landed(conn: psycopg.Connection, batch_id: int) -> tuple[list[str | None], l
 
 def batch_row(conn: psycopg.Connection, batch_id: int) -> dict:
     cur = conn.execute("SELECT * FROM wh.ingest_batch WHERE batch_id = %s", (batch_id,))
-    names = [d.name for d in cur.description]
+    names = [d.name for d in cur.description or ()]
     row = cur.fetchone()
     if row is None:
         raise LookupError(f"batch {batch_id} does not exist")

@@ -71,7 +71,8 @@ class Dhis2Hook(SourceHook):
         s = self.settings
         if s.login:
             return BasicAuth(s.login, s.secret() or "")
-        return HeaderTokenAuth(s.secret(), "ApiToken") if s.secret() else None
+        token = s.secret()
+        return HeaderTokenAuth(token, "ApiToken") if token else None
 
     @cached_property
     def version(self) -> str:

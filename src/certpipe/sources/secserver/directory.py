@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from certpipe.core.schema import message
 from certpipe.errors import CertpipeError, SourceError, SourceUnavailable, Terminal
+from certpipe.warehouse import scalar
 
 REQUIRED_KEYS = ("MACOQUAN", "TENCOQUAN", "DSTCODE")
 DSTCODE_RE = re.compile(r"[A-Z]{2}:[A-Z]+:[^:\s]+:[^:\s]+")  # X-Road: instance:class:member:subsystem
@@ -142,7 +143,8 @@ def apply_directory(
             "disappeared": len(gone),
             "unchanged": len(entries) - len(new) - len(changed) - len(renamed),
         }
-        refresh_id = conn.execute(
+        refresh_id = scalar(
+            conn,
             "INSERT INTO wh.secserver_directory_refresh (run_id, status, received, previous, appeared, changed, "
             "renamed, disappeared, unchanged, answer) VALUES (%s, 'applied', %s, %s, %s, %s, %s, %s, %s, %s) "
             "RETURNING refresh_id",
@@ -157,7 +159,7 @@ def apply_directory(
                 counts["unchanged"],
                 Jsonb(answer) if answer is not None else None,
             ),
-        ).fetchone()[0]
+        )
         cur = conn.cursor()
         history = (
             "INSERT INTO wh.secserver_directory_history (refresh_id, macoquan, change, dstcode, tencoquan, "
@@ -215,11 +217,12 @@ def record_failure(
 ) -> int:
     status = "failed" if exc.code == "SS_DIR_UNAVAILABLE" else "rejected"
     with conn.transaction():
-        return conn.execute(
+        return scalar(
+            conn,
             "INSERT INTO wh.secserver_directory_refresh (run_id, status, reason_code, reason, answer) "
             "VALUES (%s, %s, %s, %s, %s) RETURNING refresh_id",
             (run_id, status, exc.code, str(exc), Jsonb(answer) if answer is not None else None),
-        ).fetchone()[0]
+        )
 
 
 def refresh_directory(

@@ -64,8 +64,8 @@ def download_link(file_url: str, directory: Directory, own_base: str, macoquan: 
     base = own_base.rstrip("/")
     at = u.path.find(ADAPTER_PREFIX + "/")
     if at >= 0:  # case 2
-        query = parse_qs(u.query)
-        dst, provider = query.get("dstcode", [""])[0], query.get("providerurl", [""])[0]
+        asked = parse_qs(u.query)
+        dst, provider = asked.get("dstcode", [""])[0], asked.get("providerurl", [""])[0]
         if not dst or not provider:
             raise LinkError("SS_LINK_ADAPTER")
         if dst not in directory.dstcodes:
