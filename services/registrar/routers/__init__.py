@@ -1,0 +1,1 @@
+"""The API's routers: look-up, registration (marking used and undoing it), worklists."""
