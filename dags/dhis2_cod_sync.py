@@ -30,7 +30,8 @@ def dhis2_cod_sync():
     @task
     def push(**context) -> dict:
         from certpipe import warehouse
-        from certpipe.sources.dhis2.mortality import push_registrations, settings_from
+        from certpipe.sources.dhis2.metadata import settings_from
+        from certpipe.sources.dhis2.push import push_registrations
 
         settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
         return push_registrations(
@@ -44,7 +45,8 @@ def dhis2_cod_sync():
     @task
     def pull_causes(pushed: dict, **context) -> dict:
         from certpipe import warehouse
-        from certpipe.sources.dhis2.mortality import pull_causes, settings_from
+        from certpipe.sources.dhis2.causes import pull_causes
+        from certpipe.sources.dhis2.metadata import settings_from
 
         settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
         return pull_causes(

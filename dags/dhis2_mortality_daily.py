@@ -29,14 +29,15 @@ from certpipe.dag_defaults import TIMEZONE, default_args, tags
 def dhis2_mortality_daily():
     @task
     def org_units() -> list[str]:
-        from certpipe.sources.dhis2.mortality import settings_from
+        from certpipe.sources.dhis2.metadata import settings_from
 
         return settings_from(Variable.get("dhis2_mortality", default="{}"))["org_units"]
 
     @task(map_index_template="{{ task.op_kwargs['root'] }}")
     def pull(root: str, **context) -> dict:
         from certpipe import warehouse
-        from certpipe.sources.dhis2.mortality import pull_window, settings_from
+        from certpipe.sources.dhis2.daily import pull_window
+        from certpipe.sources.dhis2.metadata import settings_from
 
         settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
         return pull_window(
@@ -51,7 +52,7 @@ def dhis2_mortality_daily():
     @task
     def match(pulled: list[dict], **context) -> dict:
         from certpipe import warehouse
-        from certpipe.sources.dhis2.mortality import match_events
+        from certpipe.sources.dhis2.daily import match_events
 
         return match_events(warehouse.warehouse_dsn(), run_id=context["run_id"])
 

@@ -1,68 +1,62 @@
-"""DHIS2 stand-in (MoH "Phần mềm Thống kê y tế"): the A6 death register as a tracker event program.
+"""DHIS2 stand-in (MoH "Phần mềm Thống kê y tế"): the A6 death register as a tracker event program, behaving as
+DHIS2 2.40, 2.41 or 2.42 do (dhis2-core branches; details in docs/dhis2.md). State and rules: sandbox.dhis2_model.
 
-API under /dhis2 (speaks 2.40, 2.41 or 2.42, chosen by /_control/dhis2/config):
-  GET  /dhis2/api/system/info
-  GET  /dhis2/api/organisationUnits?filter=path:like:<uid>&fields=&paging=false
-  GET  /dhis2/api/tracker/events?program=&orgUnit=&ouMode|orgUnitMode=&updatedAfter=&updatedBefore=
-       &includeDeleted=&page=&pageSize=&totalPages=&skipPaging|paging=
-  POST /dhis2/api/tracker?async=false&importStrategy=CREATE_AND_UPDATE&atomicMode=OBJECT   {"events": [...]}
+API under /dhis2 (a context path, as on a real server):
+  GET  /dhis2/api/system/info                       version, serverTimeZoneId, serverDate (server wall clock)
+  GET  /dhis2/api/organisationUnits?filter=path:like:<uid>
+  GET  /dhis2/api/programStages/<uid>               data elements, value types, option sets (404 if unknown)
+  GET  /dhis2/api/tracker/events                    see below
+  POST /dhis2/api/tracker?async=false&importStrategy=&atomicMode=    {"events": [...]}
 Auth: Basic admin/district, or `Authorization: ApiToken d2pat_sandbox`.
-Version shapes: 2.40 `instances` + flat page fields, `ouMode`, `skipPaging`; 2.41 `events` + `pager` + flat fields,
-both parameter spellings; 2.42 `events` + `pager` only, `ouMode`/`skipPaging` refused (400).
-A sync import answers 409 with the report when any object failed (atomicMode=OBJECT commits the others).
-Control (no auth): /_control/dhis2/{reset,config,events,events/{uid}/delete,errors,faults,requests}.
-Timestamps are naive, server time (Asia/Ho_Chi_Minh).
+
+What a real server does and this one models:
+- timestamps in the server's zone without an offset (`zone`: Asia/Ho_Chi_Minh or Etc/UTC, ...); naive date
+  parameters read in that zone; `updatedAfter` and `updatedBefore` both inclusive;
+- per-version parameters, unknown ones silently ignored: 2.40 `ouMode`/`skipPaging`/`event=a;b` and answers
+  `instances` + flat paging; 2.41 both spellings (both at once: 400) and `events` + `pager` + flat fields; 2.42
+  `orgUnitMode`/`paging`/`events` only (`ouMode` ignored: the org unit alone is SELECTED);
+- `order` honoured with the internal id as last tie-break; without it 2.40 newest update first, 2.41+ newest id;
+- offset paging over live data: station edits between two pages (`/_control/dhis2/edits`) move events;
+- import: atomicMode=OBJECT commits the valid objects and answers 200 with errorReports; ALL answers 409; 2.42
+  refuses the whole request (400) when one event UID is invalid (E1048 per object before); E1082 deleted, E1083
+  completed event reopened without F_UNCOMPLETE_EVENT, E1043 completeness expired, E1304/E1305 data element
+  unknown / not on the stage, E1125 option code, E1302 value type;
+- metadata that does not fit (`/_control/dhis2/metadata`: remove an element from the stage, change a value type).
+Control (no auth): /_control/dhis2/{reset,config,events,events/{uid}/delete,edits,errors,faults,metadata,requests}.
 """
 
 from __future__ import annotations
 
 import base64
-import re
-from dataclasses import dataclass, field
-from datetime import datetime
+import json
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from sandbox.generate import VN_TZ
+from sandbox.dhis2_model import (
+    STAGE,
+    UID,
+    VERSIONS,
+    Dhis2State,
+    event_error,
+    now,
+    ordered,
+    select_fields,
+    stage_metadata,
+)
 
 router = APIRouter(tags=["dhis2"])
-PROGRAM, STAGE = "uX3pS8aZHN2", "qgYbmBm4kx8"
-UID = re.compile(r"^[A-Za-z][A-Za-z0-9]{10}$")
 TOKEN, BASIC = "d2pat_sandbox", ("admin", "district")
-VERSIONS = {"2.40": "2.40.7", "2.41": "2.41.4", "2.42": "2.42.1"}
-# a province with two communes (org unit codes = administrative commune codes)
-ORG_UNITS = [
-    {"id": "VnHaNoi0001", "code": "01", "level": 2, "path": "/VietNam0001/VnHaNoi0001"},
-    {"id": "TytOChoDua1", "code": "00190", "level": 4, "path": "/VietNam0001/VnHaNoi0001/TytOChoDua1"},
-    {"id": "TytHoaLac01", "code": "09988", "level": 4, "path": "/VietNam0001/VnHaNoi0001/TytHoaLac01"},
-    {"id": "VnHcm000001", "code": "79", "level": 2, "path": "/VietNam0001/VnHcm000001"},
-]
 
 
-@dataclass
-class Dhis2State:
-    version: str = "2.41"
-    org_units: list[dict] = field(default_factory=lambda: [dict(u) for u in ORG_UNITS])
-    events: dict[str, dict] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)  # event uid -> error code forced on import
-    faults: list[dict] = field(default_factory=list)  # [{"status", "count"}] answered before serving
-    requests: list[dict] = field(default_factory=list)
+class BadRequest(Exception):
+    pass
 
 
 def state(request: Request) -> Dhis2State:
     if not hasattr(request.app.state, "dhis2"):
         request.app.state.dhis2 = Dhis2State()
     return request.app.state.dhis2
-
-
-def now_text() -> str:
-    return datetime.now(VN_TZ).replace(tzinfo=None).isoformat(timespec="milliseconds")
-
-
-def parse(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment.astimezone(VN_TZ).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _authorised(request: Request) -> bool:
@@ -79,7 +73,14 @@ def _authorised(request: Request) -> bool:
 
 
 def _gate(request: Request, st: Dhis2State) -> JSONResponse | None:
-    st.requests.append({"method": request.method, "path": request.url.path, "params": dict(request.query_params)})
+    st.requests.append(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "params": dict(request.query_params),
+            "headers": sorted(request.headers.keys()),  # names only
+        }
+    )
     if st.faults:
         f = st.faults[0]
         f["count"] -= 1
@@ -94,16 +95,26 @@ def _gate(request: Request, st: Dhis2State) -> JSONResponse | None:
     return None
 
 
-def _bad(message: str) -> JSONResponse:
+def _web_message(status: int, message: str) -> JSONResponse:
+    names = {400: "Bad Request", 404: "Not Found", 409: "Conflict"}
     return JSONResponse(
-        {"httpStatus": "Bad Request", "httpStatusCode": 400, "status": "ERROR", "message": message}, status_code=400
+        {"httpStatus": names.get(status, "Error"), "httpStatusCode": status, "status": "ERROR", "message": message},
+        status_code=status,
     )
 
 
 @router.get("/dhis2/api/system/info")
 async def system_info(request: Request):
     st = state(request)
-    return _gate(request, st) or {"version": VERSIONS[st.version], "serverTimeZoneId": "Asia/Ho_Chi_Minh"}
+    return _gate(request, st) or {
+        "contextPath": str(request.base_url).rstrip("/") + "/dhis2",
+        "version": st.reported or VERSIONS[st.version],
+        "revision": "sandbox",
+        "calendar": "iso8601",
+        "serverDate": st.show(now()),
+        "serverTimeZoneId": st.zone,
+        "serverTimeZoneDisplayName": st.zone,
+    }
 
 
 @router.get("/dhis2/api/organisationUnits")
@@ -117,18 +128,61 @@ async def org_units(request: Request):
     return {"organisationUnits": units}
 
 
-def _under(st: Dhis2State, root: str, mode: str) -> set[str]:
-    paths = {u["id"]: u["path"] for u in st.org_units}
-    if root not in paths:
-        return set()
-    if mode == "SELECTED":
-        return {root}
-    depth = paths[root].count("/")
-    return {
-        uid
-        for uid, p in paths.items()
-        if f"/{root}" in p and (mode == "DESCENDANTS" or (mode == "CHILDREN" and p.count("/") <= depth + 1))
-    }
+@router.get("/dhis2/api/programStages/{uid}")
+async def program_stage(uid: str, request: Request):
+    st = state(request)
+    if (denied := _gate(request, st)) is not None:
+        return denied
+    if uid != STAGE:
+        return _web_message(404, f"ProgramStage with id {uid} could not be found.")
+    return stage_metadata(st)
+
+
+def _one_of(st: Dhis2State, q, new: str, old: str) -> str | None:
+    """A parameter renamed in 2.41: 2.40 knows only the old name, 2.42 only the new one (the other is ignored,
+    as Spring ignores any parameter it does not bind); 2.41 takes either, not both."""
+    if st.version == "2.40":
+        return q.get(old)
+    if st.version == "2.42":
+        return q.get(new)
+    if new in q and old in q:
+        raise BadRequest(f"Only one parameter of '{old}' and '{new}' must be specified. Prefer '{new}'.")
+    return q.get(new) or q.get(old)
+
+
+def _query(st: Dhis2State, q) -> tuple[list[dict], bool]:
+    """The events a GET /api/tracker/events selects (ordered), and whether paging is off."""
+    mode = _one_of(st, q, "orgUnitMode", "ouMode")
+    root = q.get("orgUnit")
+    units = st.under(root, (mode or ("SELECTED" if root else "ACCESSIBLE")).upper())
+    listed = _one_of(st, q, "events", "event")
+    wanted = {u for u in (listed or "").replace(";", ",").split(",") if u}
+    skip_paging = q.get("skipPaging", "").lower() == "true" and st.version != "2.42"
+    paging_off = q.get("paging", "").lower() == "false" and st.version != "2.40"
+    if st.version == "2.41" and "paging" in q and "skipPaging" in q:
+        raise BadRequest("Only one parameter of 'skipPaging' and 'paging' must be specified. Prefer 'paging'.")
+    no_paging = skip_paging or paging_off
+    try:
+        after = st.read(q["updatedAfter"]) if "updatedAfter" in q else None
+        before = st.read(q["updatedBefore"], end_of_day=True) if "updatedBefore" in q else None
+    except ValueError:
+        raise BadRequest("Invalid date in updatedAfter / updatedBefore") from None
+    deleted = q.get("includeDeleted", "false").lower() == "true"
+    rows = [
+        e
+        for e in st.events.values()
+        if e["orgUnit"] in units
+        and (not q.get("program") or e["program"] == q["program"])
+        and (not q.get("programStage") or e["programStage"] == q["programStage"])
+        and (not wanted or e["event"] in wanted)
+        and (deleted or not e.get("deleted"))
+        and (after is None or e["_updated"] >= after)
+        and (before is None or e["_updated"] <= before)
+    ]
+    try:
+        return ordered(st.version, rows, q.get("order")), no_paging
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
 
 
 @router.get("/dhis2/api/tracker/events")
@@ -137,46 +191,27 @@ async def events(request: Request):
     if (denied := _gate(request, st)) is not None:
         return denied
     q = request.query_params
-    if st.version == "2.42" and ({"ouMode", "skipPaging", "event", "skipMeta"} & set(q)):
-        return _bad("Parameters removed in 2.42: use orgUnitMode, paging, events")
-    mode = q.get("ouMode") if st.version == "2.40" else (q.get("orgUnitMode") or q.get("ouMode"))
-    mode = (mode or "SELECTED").upper()
-    units = _under(st, q.get("orgUnit", ""), mode)
     try:
-        after = parse(q["updatedAfter"]) if "updatedAfter" in q else None
-        before = parse(q["updatedBefore"]) if "updatedBefore" in q else None
+        rows, no_paging = _query(st, q)
         page, size = int(q.get("page", 1)), int(q.get("pageSize", 50))
+    except BadRequest as e:
+        return _web_message(400, str(e))
     except ValueError:
-        return _bad("invalid date or paging parameter")
-    deleted = q.get("includeDeleted", "false").lower() == "true"
-    rows = [
-        e
-        for e in st.events.values()
-        if e["orgUnit"] in units
-        and (not q.get("program") or e["program"] == q["program"])
-        and (deleted or not e.get("deleted"))
-        and (after is None or parse(e["updatedAt"]) >= after)
-        and (before is None or parse(e["updatedAt"]) < before)
-    ]
-    rows.sort(key=lambda e: (e["updatedAt"], e["event"]))
-    no_paging = q.get("paging", "true").lower() == "false" or (
-        st.version != "2.42" and q.get("skipPaging", "false").lower() == "true"
-    )
-    if st.version == "2.40" and q.get("paging", "true").lower() == "false":
-        no_paging = False  # 2.40 does not know `paging`
+        return _web_message(400, "invalid paging parameter")
     chunk = rows if no_paging else rows[(page - 1) * size : page * size]
-    pager = {"page": page, "pageSize": size}
+    items = [select_fields(st.render(e), q.get("fields")) for e in chunk]
+    pager = {"page": page, "pageSize": len(rows) if no_paging else size}
     if q.get("totalPages", "false").lower() == "true":
         pager.update(total=len(rows), pageCount=max(1, -(-len(rows) // size)))
+    st.exports += 1
+    for edit in [e for e in st.edits if e["after"] == st.exports]:  # a station saves while we page
+        st.edits.remove(edit)
+        _load(st, edit["events"])
     if st.version == "2.40":
-        return {"instances": chunk, **pager}
+        return {"instances": items, **pager}
     if st.version == "2.41":
-        return {"pager": pager, **pager, "events": chunk}
-    return {"pager": pager, "events": chunk}
-
-
-def _error(code: str, uid: str, message: str) -> dict:
-    return {"message": message, "errorCode": code, "trackerType": "EVENT", "uid": uid}
+        return {"pager": pager, **pager, "events": items}
+    return {"pager": pager, "events": items}
 
 
 @router.post("/dhis2/api/tracker")
@@ -195,138 +230,144 @@ async def tracker_import(request: Request):
         }
     strategy = q.get("importStrategy", "CREATE_AND_UPDATE").upper()
     atomic = q.get("atomicMode", "ALL").upper()
-    body = await request.json()
-    incoming = body.get("events") or []
-    units = {u["id"] for u in st.org_units}
+    incoming = (await request.json()).get("events") or []
+    if st.version == "2.42":  # the payload's UIDs are typed: one invalid UID fails the JSON parsing
+        bad = next((str(e.get("event")) for e in incoming if e.get("event") and not UID.match(str(e["event"]))), None)
+        if bad is not None:
+            return _web_message(
+                400,
+                "JSON parse error: Cannot construct instance of `org.hisp.dhis.common.UID`, problem: UID must be "
+                f"an alphanumeric string of 11 characters starting with a letter, but was: {bad}",
+            )
     errors, ok = [], []
     for ev in incoming:
-        uid = ev.get("event") or ""
-        existing = st.events.get(uid)
-        if not UID.match(uid):
-            errors.append(_error("E1048", uid, f"Object: `{uid}`, uid: `{uid}`, has an invalid uid format."))
-        elif ev.get("program") != PROGRAM:
-            errors.append(_error("E1010", uid, f"Could not find Program: `{ev.get('program')}`, linked to Event."))
-        elif ev.get("programStage") != STAGE:
-            errors.append(_error("E1013", uid, "Could not find ProgramStage, linked to Event."))
-        elif ev.get("orgUnit") not in units:
-            errors.append(_error("E1011", uid, f"Could not find OrganisationUnit: `{ev.get('orgUnit')}`."))
-        elif not ev.get("occurredAt"):
-            errors.append(_error("E1031", uid, "Event OccurredAt date is missing."))
-        elif existing and existing.get("deleted"):
-            errors.append(_error("E1082", uid, f"Event: `{uid}`, is already deleted and cannot be modified."))
-        elif existing and strategy == "CREATE":
-            errors.append(_error("E1030", uid, f"Event: `{uid}`, already exists."))
-        elif uid in st.errors:
-            errors.append(_error(st.errors[uid], uid, f"Event: `{uid}`, rejected by the sandbox."))
+        problem = event_error(st, ev, strategy)
+        if problem:
+            code, message = problem
+            errors.append({"message": message, "errorCode": code, "trackerType": "EVENT", "uid": ev.get("event")})
         else:
             ok.append(ev)
-    failed = {e["uid"] for e in errors}
+    commit = not (errors and atomic == "ALL")
     created = updated = 0
-    if not (errors and atomic == "ALL"):
+    if commit:
         for ev in ok:
-            old = st.events.get(ev["event"])
-            values = {d["dataElement"]: d for d in (old or {}).get("dataValues", [])}
-            for d in ev.get("dataValues") or []:
-                if d.get("value") is None:
-                    values.pop(d["dataElement"], None)
-                else:
-                    values[d["dataElement"]] = {"dataElement": d["dataElement"], "value": str(d["value"])}
-            stamp = now_text()
-            st.events[ev["event"]] = {
-                **(old or {"createdAt": stamp}),
-                **{k: v for k, v in ev.items() if k != "dataValues"},
-                "dataValues": list(values.values()),
-                "updatedAt": stamp,
-                "deleted": False,
-            }
-            created += old is None
-            updated += old is not None
-    ignored = len(incoming) - created - updated
-    stats = {"created": created, "updated": updated, "deleted": 0, "ignored": ignored, "total": len(incoming)}
+            existed = ev["event"] in st.events
+            st.store({"status": "ACTIVE", **ev})
+            created, updated = created + (not existed), updated + existed
+    stats = {"created": created, "updated": updated, "deleted": 0, "ignored": len(incoming) - created - updated}
+    stats["total"] = len(incoming)
     objects = [
         {
             "trackerType": "EVENT",
-            "uid": ev.get("event"),
+            "uid": ev["event"],
             "errorReports": [],
             **({"index": i} if st.version == "2.40" else {}),
         }
-        for i, ev in enumerate(incoming)
-        if ev.get("event") not in failed and not (errors and atomic == "ALL")
+        for i, ev in enumerate(ok)
+        if commit
     ]
     report = {
-        "status": "ERROR" if errors else "OK",
+        "status": "OK" if commit else "ERROR",
         "validationReport": {"errorReports": errors, "warningReports": []},
         "stats": stats,
         "bundleReport": {
-            "typeReportMap": {"EVENT": {"trackerType": "EVENT", "stats": stats, "objectReports": objects}}
+            "status": "OK",
+            "typeReportMap": {"EVENT": {"trackerType": "EVENT", "stats": stats, "objectReports": objects}},
+            "stats": stats,
         },
     }
-    return JSONResponse(report, status_code=409 if errors else 200)
+    return JSONResponse(report, status_code=200 if commit else 409)
 
 
 # ---------------------------------------------------------------- control
 
 
+def _load(st: Dhis2State, events: list[dict]) -> None:
+    """Events as a commune station saves them (updatedAt: ISO with an offset, or the server's wall clock)."""
+    for ev in events:
+        stamp = st.read(ev["updatedAt"]) if ev.get("updatedAt") else now()
+        new = st.store({"status": "COMPLETED", **ev} if ev["event"] not in st.events else ev, updated=stamp)
+        if ev.get("createdAt"):
+            new["_created"] = st.read(ev["createdAt"])
+
+
+async def _body(request: Request) -> dict:
+    raw = await request.body()
+    return json.loads(raw) if raw.strip() else {}
+
+
 @router.post("/_control/dhis2/reset", tags=["control"])
 async def reset(request: Request):
-    body = await request.json() if (await request.body()).strip() else {}
-    request.app.state.dhis2 = Dhis2State(version=body.get("version", "2.41"))
-    return {"version": request.app.state.dhis2.version}
+    body = await _body(request)
+    request.app.state.dhis2 = Dhis2State(version=body.get("version", "2.41"), zone=body.get("zone", "Asia/Ho_Chi_Minh"))
+    return {"version": request.app.state.dhis2.version, "zone": request.app.state.dhis2.zone}
 
 
 @router.post("/_control/dhis2/config", tags=["control"])
 async def config(request: Request):
     st, body = state(request), await request.json()
     if body.get("version") and body["version"] not in VERSIONS:
-        return _bad(f"version must be one of {sorted(VERSIONS)}")
+        return _web_message(400, f"version must be one of {sorted(VERSIONS)}")
     st.version = body.get("version", st.version)
+    st.zone = body.get("zone", st.zone)
+    st.reported = body.get("reported_version", st.reported)
+    st.uncomplete = bool(body.get("uncomplete", st.uncomplete))
+    st.complete_expiry_days = int(body.get("complete_expiry_days", st.complete_expiry_days))
     if "org_units" in body:
         st.org_units = body["org_units"]
-    return {"version": st.version, "org_units": len(st.org_units)}
+    return {"version": st.version, "zone": st.zone, "org_units": len(st.org_units)}
+
+
+@router.post("/_control/dhis2/metadata", tags=["control"])
+async def metadata(request: Request):
+    """{"remove": [uid]} takes elements off the program stage; {"valueType": {uid: type}} changes value types."""
+    st, body = state(request), await request.json()
+    st.stage_elements = [u for u in st.stage_elements if u not in set(body.get("remove") or [])]
+    for uid, value_type in (body.get("valueType") or {}).items():
+        st.elements[uid]["valueType"] = value_type
+    return {"stage_elements": len(st.stage_elements)}
 
 
 @router.post("/_control/dhis2/events", tags=["control"])
 async def load_events(request: Request):
     """Upsert events as a commune station would enter them: {"events": [...]} (updatedAt defaults to now)."""
-    st, body = state(request), await request.json()
-    for ev in body.get("events") or []:
-        stamp = ev.get("updatedAt") or now_text()
-        old = st.events.get(ev["event"], {})
-        st.events[ev["event"]] = {
-            "program": PROGRAM,
-            "programStage": STAGE,
-            "status": "COMPLETED",
-            "createdAt": old.get("createdAt", stamp),
-            "deleted": False,
-            **old,
-            **ev,
-            "updatedAt": stamp,
-        }
+    st = state(request)
+    _load(st, (await request.json()).get("events") or [])
     return {"events": len(st.events)}
 
 
 @router.get("/_control/dhis2/events", tags=["control"])
 async def all_events(request: Request):
-    return {"events": list(state(request).events.values())}
+    st = state(request)
+    return {"events": [st.render(e) for e in st.events.values()]}
 
 
 @router.post("/_control/dhis2/events/{uid}/delete", tags=["control"])
 async def delete_event(uid: str, request: Request):
-    st = state(request)
-    body = await request.json() if (await request.body()).strip() else {}
-    st.events[uid].update(deleted=True, updatedAt=body.get("updatedAt") or now_text())
+    st, body = state(request), await _body(request)
+    st.store({"event": uid, "deleted": True}, updated=st.read(body["updatedAt"]) if body.get("updatedAt") else None)
     return {"deleted": uid}
+
+
+@router.post("/_control/dhis2/edits", tags=["control"])
+async def edits(request: Request):
+    """{"after": n, "events": [...]}: applied right after the n-th events export from now (a station editing
+    while a client pages)."""
+    st, body = state(request), await request.json()
+    st.edits.append({"after": st.exports + int(body.get("after", 1)), "events": body.get("events") or []})
+    return {"pending": len(st.edits)}
 
 
 @router.post("/_control/dhis2/errors", tags=["control"])
 async def force_errors(request: Request):
     """{uid: error code} forces an import error on that event; {uid: null} clears it."""
+    st = state(request)
     for uid, code in (await request.json()).items():
         if code:
-            state(request).errors[uid] = code
+            st.errors[uid] = code
         else:
-            state(request).errors.pop(uid, None)
-    return {"errors": len(state(request).errors)}
+            st.errors.pop(uid, None)
+    return {"errors": len(st.errors)}
 
 
 @router.post("/_control/dhis2/faults", tags=["control"])

@@ -7,7 +7,7 @@ Variables:
   bhxh_provinces    ["01", "79", "96"]
   bhxh_client       {"conn_id": "bhxh_default", "timeout": 30, "attempts": 5, ...}
   dhis2_mortality   {"org_units": [...], "page_size": 200, "overlap_minutes": 60, "push_batch": 100,
-                     "server_timezone": "Asia/Ho_Chi_Minh", "conn_id": "dhis2_default", "client": {...}}
+                     "server_timezone": null, "data_elements": {}, "conn_id": "dhis2_default", "client": {...}}
   alerting          see certpipe.alerts
 """
 
@@ -66,14 +66,23 @@ class BhxhClient(ClientOverrides):
     conn_id: str = "bhxh_default"
 
 
+Dhis2Uid = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{10}$")]
+
+
 class Dhis2Mortality(BaseModel):
+    """DHIS2 mortality (docs/dhis2.md). The server's time zone is read from the server every run;
+    `server_timezone`, when set, is the zone the deployment expects (a server in another zone fails the run).
+    `data_elements` gives the deployment's UIDs for entries of include/schemas/dhis2/a6_mapping.json (the pilot
+    register's extra fields have none until then)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    org_units: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{10}$")]] = []
+    org_units: list[Dhis2Uid] = []
     page_size: int = Field(200, ge=1, le=10000)
     overlap_minutes: int = Field(60, ge=0, le=24 * 60)
     push_batch: int = Field(100, ge=1, le=5000)
-    server_timezone: str = "Asia/Ho_Chi_Minh"
+    server_timezone: str | None = None
+    data_elements: dict[str, Dhis2Uid] = {}
     conn_id: str = "dhis2_default"
     client: ClientOverrides = ClientOverrides()
 

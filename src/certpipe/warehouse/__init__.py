@@ -187,13 +187,21 @@ def get_watermark(conn: psycopg.Connection, source: str, source_ref: str, kind: 
 
 
 def set_watermark(
-    conn: psycopg.Connection, source: str, source_ref: str, kind: str, watermark: dt.datetime, batch_id: int | None
+    conn: psycopg.Connection,
+    source: str,
+    source_ref: str,
+    kind: str,
+    watermark: dt.datetime,
+    batch_id: int | None,
+    *,
+    zone: str | None = None,
 ) -> None:
-    """Move the watermark forward only (a late or re-run batch never moves it back)."""
+    """Move the watermark forward only (a late or re-run batch never moves it back). `zone`: the time zone of the
+    source's own timestamps (the watermark itself is an aware moment, stored in UTC)."""
     conn.execute(
-        "INSERT INTO wh.source_watermark (source, source_ref, kind, watermark, batch_id) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, source_ref, kind) DO UPDATE "
+        "INSERT INTO wh.source_watermark (source, source_ref, kind, watermark, batch_id, source_zone) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (source, source_ref, kind) DO UPDATE "
         "SET watermark = GREATEST(wh.source_watermark.watermark, EXCLUDED.watermark), "
-        "batch_id = EXCLUDED.batch_id, updated_at = now()",
-        (source, source_ref, kind, watermark, batch_id),
+        "batch_id = EXCLUDED.batch_id, source_zone = EXCLUDED.source_zone, updated_at = now()",
+        (source, source_ref, kind, watermark, batch_id, zone),
     )

@@ -17,7 +17,18 @@ VN = dt.timezone(dt.timedelta(hours=7))
 ROOT = "VnHaNoi0001"  # province org unit of the sandbox; communes below (org unit code = commune code)
 COMMUNES = {"00190": "TytOChoDua1", "09988": "TytHoaLac01"}
 CLIENT = {"attempts": 3, "backoff": 0.01, "max_backoff": 0.2, "timeout": 5}
-DE = json.loads((schemas_dir() / "dhis2" / "a6_mapping.json").read_text(encoding="utf-8"))["dataElements"]
+# the sandbox server's UIDs for the pilot register's extra fields: configuration (the Variable), not code
+PILOT = {
+    "justice_registered": "TpDaDangKy1",
+    "justice_registration_date": "TpNgayDk001",
+    "justice_registration_number": "TpSoDk00001",
+    "justice_cause_text": "TpNguyenNh1",
+    "justice_cause_icd10": "TpMaNguyen1",
+    "from_justice": "TpTuTuPhap1",
+}
+MAPPING = json.loads((schemas_dir() / "dhis2" / "a6_mapping.json").read_text(encoding="utf-8"))
+DE = {name: spec["uid"] for name, spec in MAPPING["dataElements"].items() if spec["uid"]} | PILOT
+VARIABLE = {"org_units": [ROOT], "page_size": 3, "overlap_minutes": 60, "client": CLIENT, "data_elements": PILOT}
 
 
 @pytest.fixture
@@ -28,10 +39,7 @@ def dhis2(sandbox_url, monkeypatch):
         "AIRFLOW_CONN_DHIS2_DEFAULT",
         json.dumps({"conn_type": "http", "host": f"{sandbox_url}/dhis2", "login": "admin", "password": "district"}),
     )
-    monkeypatch.setenv(
-        "AIRFLOW_VAR_DHIS2_MORTALITY",
-        json.dumps({"org_units": [ROOT], "page_size": 3, "overlap_minutes": 60, "client": CLIENT}),
-    )
+    monkeypatch.setenv("AIRFLOW_VAR_DHIS2_MORTALITY", json.dumps(VARIABLE))
     return sandbox_url
 
 
@@ -46,9 +54,19 @@ def dhis2_env(dhis2, warehouse_dsn, monkeypatch, airflow_db, tmp_path):
 
 
 def settings(**over):
-    from certpipe.sources.dhis2.mortality import settings_from
+    from certpipe.sources.dhis2.metadata import settings_from
 
-    return settings_from({"org_units": [ROOT], "page_size": 3, "overlap_minutes": 60, "client": CLIENT, **over})
+    return settings_from({**VARIABLE, **over})
+
+
+def control(url, what, body=None):
+    """POST /_control/dhis2/<what> on the sandbox DHIS2."""
+    httpx.post(f"{url}/_control/dhis2/{what}", json=body if body is not None else {}).raise_for_status()
+
+
+def requests_of(url, path="/dhis2/api/tracker/events", method="GET"):
+    log = httpx.get(f"{url}/_control/dhis2/requests").json()["requests"]
+    return [r for r in log if r["path"] == path and r["method"] == method]
 
 
 def a6_event(
@@ -79,8 +97,8 @@ def a6_event(
         "deleted": deleted,
         "dataValues": [{"dataElement": DE[k], "value": v} for k, v in vals.items() if v is not None],
     }
-    if updated:
-        ev["updatedAt"] = updated.astimezone(VN).replace(tzinfo=None).isoformat(timespec="milliseconds")
+    if updated:  # an aware moment: the sandbox shows it in its own zone
+        ev["updatedAt"] = updated.isoformat(timespec="milliseconds")
     return ev
 
 

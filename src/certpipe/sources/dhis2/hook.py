@@ -1,62 +1,177 @@
-"""DHIS2 tracker API client (2.40, 2.41, 2.42): events export with paging, sync tracker import.
+"""DHIS2 tracker API client (2.40, 2.41, 2.42) on the client toolkit: server check, events export, sync import.
 
-Connection `dhis2_default` (HTTP): host = the server's base URL (without /api). Authentication: with a login,
-HTTP Basic; without one, the password is a personal access token sent as `Authorization: ApiToken <token>`.
-Extra `{"version": "2.41"}` pins the version (a typed setting, never a header); otherwise it is read once from
-`/api/system/info`. A base URL with a context path (`https://host/dhis`) works.
-Only `/api/tracker/*` is used (the legacy `/api/events` is gone in 2.42). Version differences handled here:
-  org-unit mode  2.40 `ouMode`           2.41+ `orgUnitMode`
-  no paging      2.40 `skipPaging=true`  2.41+ `paging=false`
-  answer         2.40 `instances` + flat page fields; 2.41 `events` + `pager` (+ flat); 2.42 `events` + `pager`
+Connection `dhis2_default` (HTTP): host = the server's base URL without /api (a context path such as
+`https://host/dhis` works). With a login: HTTP Basic; without one, the password is a personal access token sent as
+`Authorization: ApiToken <token>`. Extra `{"version": "2.41"}` states the version we expect (a typed setting,
+never a header): the server's own version is always read from `/api/system/info` and a mismatch fails the run.
+
+Every run starts with `server()`: version (2.40-2.42 only) and time zone (`serverTimeZoneId`). DHIS2 writes and
+reads timestamps in that zone without an offset (dhis2-core `WriteInstantStdSerializer`, `DateUtils.parseDate`).
+Only `/api/tracker/*` is used (the legacy `/api/events` is gone in 2.42). Version differences (docs/dhis2.md):
+  org-unit mode  2.40 `ouMode`            2.41+ `orgUnitMode` (2.42 silently ignores `ouMode`)
+  no paging      2.40 `skipPaging=true`   2.41+ `paging=false`
+  event UIDs     2.40 `event=a;b`         2.41+ `events=a,b`
+  answer         2.40 `instances`; 2.41 `events` + `pager` (+ flat); 2.42 `events` + `pager`
+  import         an invalid UID is E1048 per object up to 2.41; 2.42 refuses the whole request (400)
 Bodies are never logged (they carry personal data); errors name the status and the endpoint.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from pydantic import field_validator
 
-from certpipe.errors import SourceUnavailable
-from certpipe.http import HttpSettings, PageNumberPaginator, SourceHook
+from certpipe.errors import ConfigError, SourceUnavailable
+from certpipe.http import HttpSettings, SourceHook
 from certpipe.http.auth import BasicAuth, HeaderTokenAuth
 
 EVENTS = "api/tracker/events"
 TRACKER = "api/tracker"
 SYSTEM_INFO = "api/system/info"
 ORG_UNITS = "api/organisationUnits"
+PROGRAM_STAGES = "api/programStages"
 VERSIONS = ("2.40", "2.41", "2.42")
+# request parameters that differ per version (dhis2-core EventRequestParams of each branch)
+PARAMS = {
+    "2.40": {"ou_mode": "ouMode", "events": ("event", ";"), "no_paging": ("skipPaging", "true")},
+    "2.41": {"ou_mode": "orgUnitMode", "events": ("events", ","), "no_paging": ("paging", "false")},
+    "2.42": {"ou_mode": "orgUnitMode", "events": ("events", ","), "no_paging": ("paging", "false")},
+}
+EVENT_FIELDS = "event,status,program,programStage,orgUnit,occurredAt,createdAt,updatedAt,deleted,dataValues"
+STAMP = "%Y-%m-%dT%H:%M:%S.%f"
 
 
-def short_version(text: str) -> str:
-    """'2.41.3-SNAPSHOT' -> '2.41'; unknown newer versions speak like 2.42, older like 2.40."""
+class Dhis2Incompatible(ConfigError):
+    """The server is not what this deployment expects (version, time zone, metadata): not retried."""
+
+
+def short_version(text: Any) -> str:
+    """'2.41.3-SNAPSHOT' -> '2.41'; a number from a JSON extra (2.4 for 2.40) is read with two decimals."""
+    if isinstance(text, float):
+        text = f"{text:.2f}"
     try:
         major, minor = (int(x) for x in str(text).split("-")[0].split(".")[:2])
     except ValueError as e:
-        raise ValueError(f"DHIS2 version {text!r} is not understood") from e
-    return "2.40" if (major, minor) <= (2, 40) else ("2.41" if (major, minor) == (2, 41) else "2.42")
+        raise ValueError(f"DHIS2 version {text!r} is not understood (expected e.g. 2.41)") from e
+    return f"{major}.{minor}"
 
 
 class Dhis2Settings(HttpSettings):
-    system = "DHIS2"
+    system: ClassVar[str] = "DHIS2"
     version: str | None = None
 
     @field_validator("version", mode="before")
     @classmethod
     def _version(cls, v: Any) -> str | None:
-        return None if v in (None, "") else short_version(str(v))
+        if v in (None, ""):
+            return None
+        short = short_version(v)
+        if short not in VERSIONS:
+            raise ValueError(f"DHIS2 {short} is not supported (supported: {', '.join(VERSIONS)})")
+        return short
 
 
-def _more_pages(body: Any) -> bool | None:
-    """From the pager (2.41+: `pager`, 2.40: flat fields): more pages after this one? None when not said."""
-    pager = body.get("pager") if isinstance(body.get("pager"), dict) else body
-    count, page = pager.get("pageCount"), pager.get("page")
-    if count is None or page is None:
+@dataclass(frozen=True)
+class Server:
+    """What a run learnt from `/api/system/info`: the version it speaks and the zone of its timestamps."""
+
+    version: str
+    full_version: str
+    zone_id: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.zone_id)
+
+    def stamp(self, moment: dt.datetime) -> str:
+        """An aware moment as the server's wall clock, the form DHIS2 parameters take: 2026-11-18T18:30:00.000."""
+        return moment.astimezone(self.zone).replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+    def moment(self, text: str | None) -> dt.datetime | None:
+        """A DHIS2 timestamp (server wall clock, or with an offset) as an aware moment; None if unreadable."""
+        local = parse_stamp(text)
+        if local is None:
+            return None
+        return local if local.tzinfo else local.replace(tzinfo=self.zone)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return PARAMS[self.version]
+
+
+def parse_stamp(text: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
         return None
-    return int(page) < int(count)
+
+
+@dataclass
+class UpdatedKeyset:
+    """Events updated in [since, until] ordered by (updatedAt, event), read with a continuation on updatedAt.
+
+    DHIS2 has offset paging only: an event edited while we page moves to the end and every later event shifts one
+    place back, so the one at the page boundary would never be read. Instead each request starts at the last
+    updatedAt seen (`updatedAfter` is inclusive: `lastupdated >= ?` in every version's JdbcEventStore) and the
+    events already handed out at that instant are dropped (by UID, whatever the database's collation). A full page
+    all at one instant is read unpaged for exactly that instant, then reading goes on 1 ms later (DHIS2 keeps
+    milliseconds)."""
+
+    size: int
+    since: str
+    until: str
+    no_paging: tuple[str, str]
+    cursor: str | None = None  # updatedAt of the last event handed out
+    seen: set[str] = field(default_factory=set)  # events handed out at `cursor`
+    pinned: bool = False  # the last request read one instant unpaged
+    handed_out: int = 0  # events the last page added
+
+    def first(self) -> dict[str, Any]:
+        return self._window(self.since)
+
+    def _window(self, after: str) -> dict[str, Any]:
+        return {"updatedAfter": after, "updatedBefore": self.until, "page": 1, "pageSize": self.size}
+
+    def fresh(self, items: list[dict]) -> list[dict]:
+        """The events of a page not handed out yet; moves the cursor to the last of them."""
+        out: list[dict] = []
+        for ev in items:
+            key, uid = _key(ev.get("updatedAt")), ev.get("event")
+            if self.cursor is not None and (key < _key(self.cursor) or (key == _key(self.cursor) and uid in self.seen)):
+                continue
+            if self.cursor is None or key != _key(self.cursor):
+                self.cursor, self.seen = ev.get("updatedAt"), set()
+            self.seen.add(str(uid))
+            out.append(ev)
+        self.handed_out = len(out)
+        return out
+
+    def next(self, body: Any, items: list) -> dict[str, Any] | None:
+        if self.pinned:
+            self.pinned = False
+            later = _key(self.cursor) + dt.timedelta(milliseconds=1)
+            return self._window(later.isoformat(timespec="milliseconds"))
+        if len(items) < self.size:
+            return None
+        if _key(items[0].get("updatedAt")) == _key(items[-1].get("updatedAt")):  # a whole page at one instant
+            self.pinned = True
+            param, value = self.no_paging
+            return {"updatedAfter": self.cursor, "updatedBefore": self.cursor, param: value}
+        if not self.handed_out:  # a full page of events already read: the server does not apply updatedAfter
+            raise Dhis2Incompatible("DHIS2: paging over updated events does not advance (updatedAfter not applied)")
+        return self._window(self.cursor or self.since)
+
+
+def _key(stamp: str | None) -> dt.datetime:
+    moment = parse_stamp(stamp)
+    return moment.replace(tzinfo=None) if moment else dt.datetime.min
 
 
 class Dhis2Hook(SourceHook):
@@ -74,51 +189,55 @@ class Dhis2Hook(SourceHook):
         token = s.secret()
         return HeaderTokenAuth(token, "ApiToken") if token else None
 
+    # ------------------------------------------------------------------ the server
+
     @cached_property
-    def version(self) -> str:
-        pinned = getattr(self.settings, "version", None)
-        if pinned:
-            return pinned
+    def server(self) -> Server:
+        """Version and time zone from `/api/system/info`, checked: an unsupported version, a version other than the
+        connection's `version`, or no readable zone fails the run before anything is read or written."""
         info = self.call("GET", SYSTEM_INFO)
+        info = info if isinstance(info, dict) else {}
+        full = str(info.get("version") or "")
         try:
-            return short_version(info.get("version", "") if isinstance(info, dict) else "")
-        except ValueError as e:
-            raise SourceUnavailable(f"{self.where}: {SYSTEM_INFO} gives no version") from e
+            version = short_version(full)
+        except ValueError:
+            raise SourceUnavailable(f"{self.where}: {SYSTEM_INFO} gives no readable version") from None
+        if version not in VERSIONS:
+            raise Dhis2Incompatible(f"{self.where}: the server runs DHIS2 {full}; supported: {', '.join(VERSIONS)}")
+        expected = getattr(self.settings, "version", None)
+        if expected and expected != version:
+            raise Dhis2Incompatible(
+                f"{self.where}: the server runs DHIS2 {full} but the connection's field 'version' says {expected}; "
+                "correct the connection (its version decides which request parameters are sent)"
+            )
+        zone = str(info.get("serverTimeZoneId") or "")
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise Dhis2Incompatible(
+                f"{self.where}: {SYSTEM_INFO} gives no usable serverTimeZoneId ({zone[:40]!r})"
+            ) from None
+        return Server(version=version, full_version=full, zone_id=zone)
 
-    # ------------------------------------------------------------------ export
+    @property
+    def version(self) -> str:
+        return self.server.version
 
-    def event_params(
-        self,
-        *,
-        program: str,
-        org_unit: str,
-        updated_after: str,
-        updated_before: str,
-        include_deleted: bool = True,
-        program_stage: str | None = None,
-    ) -> dict:
-        params = {
-            "program": program,
-            "orgUnit": org_unit,
-            "updatedAfter": updated_after,
-            "updatedBefore": updated_before,
-            "order": "updatedAt:asc,event:asc",
-            "includeDeleted": str(include_deleted).lower(),
-            ("ouMode" if self.version == "2.40" else "orgUnitMode"): "DESCENDANTS",
-        }
-        if program_stage:
-            params["programStage"] = program_stage
-        return params
+    # ------------------------------------------------------------------ metadata
 
-    def event_pages(self, *, page_size: int = 200, **query: Any) -> Iterator[list[dict]]:
-        """Events of a program under an org unit updated in [updated_after, updated_before), page by page.
-        The fixed upper bound keeps pages from drifting; the last page is the first one shorter than pageSize
-        (totals are not requested: expensive) or the one at pageCount when the server sends it."""
-        paginator = PageNumberPaginator(page_size, size_param="pageSize", has_more=_more_pages)
-        for _, items in self.paginate(
-            EVENTS, paginator, params=self.event_params(**query), items=("events", "instances")
-        ):
-            yield items
+    def program_stage(self, stage: str) -> dict:
+        """The program stage with its data elements, value types and option sets (metadata API, all versions)."""
+        fields = (
+            "id,name,program[id],programStageDataElements[compulsory,dataElement[id,code,name,valueType,"
+            "optionSet[id,options[code,name]]]]"
+        )
+        resp = self.send("GET", f"{PROGRAM_STAGES}/{stage}", params={"fields": fields}, accept=(404,))
+        if resp.status_code == 404:
+            raise Dhis2Incompatible(f"{self.where}: program stage {stage} does not exist on the server")
+        body = self._json(resp, PROGRAM_STAGES)
+        if not isinstance(body, dict) or not isinstance(body.get("programStageDataElements"), list):
+            raise SourceUnavailable(f"{self.where}: {PROGRAM_STAGES} answer has no programStageDataElements")
+        return body
 
     def org_units(self, root: str) -> list[dict]:
         """The org unit and its descendants: [{"id", "code", "level"}] (metadata API: `paging=false` everywhere)."""
@@ -130,39 +249,103 @@ class Dhis2Hook(SourceHook):
             raise SourceUnavailable(f"{self.where}: {ORG_UNITS} answer has no organisationUnits")
         return units
 
+    # ------------------------------------------------------------------ export
+
+    def changed_events(
+        self,
+        *,
+        program: str,
+        program_stage: str,
+        org_unit: str,
+        since: dt.datetime,
+        until: dt.datetime,
+        page_size: int = 200,
+        include_deleted: bool = True,
+    ) -> Iterator[list[dict]]:
+        """Events of a program stage under an org unit (descendants included) updated in [since, until], page by
+        page, each event once, none skipped when stations edit while we read (`UpdatedKeyset`)."""
+        server = self.server
+        keyset = UpdatedKeyset(page_size, server.stamp(since), server.stamp(until), server.params["no_paging"])
+        params = {
+            "program": program,
+            "programStage": program_stage,
+            "orgUnit": org_unit,
+            server.params["ou_mode"]: "DESCENDANTS",
+            "order": "updatedAt:asc,event:asc",
+            "includeDeleted": str(include_deleted).lower(),
+            "fields": EVENT_FIELDS,
+        }
+        for _, items in self.paginate(EVENTS, keyset, params=params, items=("events", "instances")):
+            fresh = keyset.fresh(items)  # before the generator resumes: `next()` continues from its cursor
+            if fresh:
+                yield fresh
+
+    def events_by_uid(self, program: str, uids: list[str], *, chunk: int = 50) -> dict[str, dict]:
+        """The current state of the given events (deleted ones included), by UID."""
+        server = self.server
+        name, sep = server.params["events"]
+        param, value = server.params["no_paging"]
+        found: dict[str, dict] = {}
+        for i in range(0, len(uids), chunk):
+            part = uids[i : i + chunk]
+            params = {"program": program, name: sep.join(part), "includeDeleted": "true", param: value}
+            body = self.call("GET", EVENTS, params={**params, "fields": EVENT_FIELDS})
+            items = next((body[k] for k in ("events", "instances") if isinstance(body, dict) and k in body), None)
+            if not isinstance(items, list):
+                raise SourceUnavailable(f"{self.where}: {EVENTS} answer has no events list")
+            wanted = set(part)
+            found.update({e["event"]: e for e in items if e.get("event") in wanted})
+        return found
+
     # ------------------------------------------------------------------ import
 
-    def import_events(self, events: list[dict]) -> dict:
-        """Synchronous tracker import, one report per object (atomicMode=OBJECT: valid objects are committed).
-
-        Returns the ImportReport, also when it comes with 409 (an import with errors)."""
+    def import_events(self, events: list[dict]) -> dict[str, dict]:
+        """Synchronous tracker import (atomicMode=OBJECT: valid objects are committed), read per object whatever the
+        HTTP status: 200 with errorReports (OBJECT), 409 (errors with status ERROR), or a whole-request 400 (2.42
+        refuses the request when one UID is invalid: the batch is split in halves and re-sent down to single
+        objects). Returns {uid: {"ok", "codes", "messages"}}; messages may quote values: store them, never log."""
+        if not events:
+            return {}
+        uids = [str(e.get("event") or "") for e in events]
         params = {
             "async": "false",
             "importStrategy": "CREATE_AND_UPDATE",
             "atomicMode": "OBJECT",
             "reportMode": "ERRORS",
         }
-        report = self.call("POST", TRACKER, params=params, json={"events": events}, accept=(409,))
-        if not isinstance(report, dict) or not ({"validationReport", "bundleReport", "status"} & report.keys()):
-            raise SourceUnavailable(f"{self.where}: the import answer on {TRACKER} is not an import report")
-        return report
+        resp = self.send("POST", TRACKER, params=params, json={"events": events}, accept=(400, 409))
+        body = self._json(resp, TRACKER)
+        if resp.status_code == 400:
+            if len(events) > 1:
+                half = len(events) // 2
+                return {**self.import_events(events[:half]), **self.import_events(events[half:])}
+            message = str(body.get("message", "") if isinstance(body, dict) else "")[:500]
+            return {uids[0]: {"ok": False, "codes": ["HTTP400"], "messages": [message]}}
+        if not isinstance(body, dict) or not ({"validationReport", "bundleReport", "status"} & body.keys()):
+            raise SourceUnavailable(f"{self.where}: the answer on {TRACKER} is not an import report")
+        return object_outcomes(body, uids)
+
+    def _json(self, resp: httpx.Response, endpoint: str) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            raise SourceUnavailable(f"{self.where}: the answer on {endpoint} is not JSON (cut off?)") from None
 
 
 def object_outcomes(report: dict, uids: list[str]) -> dict[str, dict]:
     """Per event UID: {"ok": bool, "codes": [...], "messages": [...]}, from validationReport.errorReports and the
-    bundle report's objectReports (2.41+ lists objects in request order without an index; both carry the uid)."""
+    bundle report's objectReports (both carry the uid; 2.40 adds an index)."""
     errors: dict[str, list[dict]] = {}
     for e in (report.get("validationReport") or {}).get("errorReports") or []:
         if e.get("trackerType", "EVENT") == "EVENT" and e.get("uid"):
-            errors.setdefault(e["uid"], []).append(e)
+            errors.setdefault(str(e["uid"]), []).append(e)
     type_report = ((report.get("bundleReport") or {}).get("typeReportMap") or {}).get("EVENT") or {}
     for o in type_report.get("objectReports") or []:
         for e in o.get("errorReports") or []:
-            errors.setdefault(o.get("uid"), []).append(e)
+            errors.setdefault(str(o.get("uid")), []).append(e)
     if report.get("status") == "ERROR" and not errors:  # whole-import failure without object detail
-        return {
-            uid: {"ok": False, "codes": ["E9999"], "messages": [str(report.get("message", ""))[:500]]} for uid in uids
-        }
+        message = str(report.get("message", ""))[:500]
+        return {uid: {"ok": False, "codes": ["E9999"], "messages": [message]} for uid in uids}
     return {
         uid: {
             "ok": uid not in errors,
