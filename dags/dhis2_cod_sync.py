@@ -1,10 +1,11 @@
 """DHIS2 cause-of-death back-sync (solution 4.2), weekly (Monday 02:00 Asia/Ho_Chi_Minh, for the past week).
 
-push: the week's death registrations (death notices marked used) and earlier failures → DHIS2 A6 events
-(`POST /api/tracker`, sync, CREATE_AND_UPDATE, atomicMode=OBJECT; one deterministic event UID per certificate
-number, so a re-run creates nothing; every record's outcome in `wh.dhis2_push`). Then pull: causes of death
-(text, ICD-10) commune stations updated that week → `wh.cause_of_death` (source `dhis2`, next to `hospital`).
-Variable `dhis2_mortality` and connection `dhis2_default` as for `dhis2_mortality_daily`. XCom: counts only.
+push: the week's death registrations (death notices marked used) and earlier failures → the A6 register, one event
+per death: the station's own event when matching linked one (updated, its status kept), else an event of ours
+(deterministic UID per certificate number, so a re-run creates nothing); deleted events are recorded once and left
+alone; every death's outcome in `wh.dhis2_push`. Then pull: causes of death (ICD-10 code, text) commune stations
+updated that week → `wh.cause_of_death` (source `dhis2`, next to `hospital`). Both check the server and the A6
+mapping first. Variable `dhis2_mortality`, connection `dhis2_default` (docs/dhis2.md). XCom: counts only.
 """
 
 import datetime as dt

@@ -1,10 +1,11 @@
 """DHIS2 mortality (solution 4.1): the commune A6 death register, every day after 18:00.
 
 Each run owns its data interval (the day up to 18:30 Asia/Ho_Chi_Minh; catch-up runs every missed day in order).
-For every configured org unit (Variable `dhis2_mortality`: {"org_units": [UIDs], "page_size", "overlap_minutes",
-"client"}; connection `dhis2_default`): pull the A6 events updated in the interval (from the watermark if an
-earlier run failed, minus the overlap; deletions included) into `wh.dhis2_death_event`; then match every death
-to a death notice / registration. Registrars read `wh.dhis2_unregistered_deaths`. XCom carries counts only.
+For every configured org unit (Variable `dhis2_mortality`; connection `dhis2_default`): check the server (version,
+time zone) and the A6 mapping against its program stage (a mismatch fails the run, nothing read or written), then
+pull the A6 events updated in the interval (from the watermark if an earlier run failed, minus the overlap;
+deletions included) into `wh.dhis2_death_event`; then match every death to a death notice / registration.
+Registrars read `wh.dhis2_unregistered_deaths`. XCom carries counts only. Docs: docs/dhis2.md.
 """
 
 import datetime as dt

@@ -11,10 +11,11 @@ Auth: Basic admin/district, or `Authorization: ApiToken d2pat_sandbox`.
 
 What a real server does and this one models:
 - timestamps in the server's zone without an offset (`zone`: Asia/Ho_Chi_Minh or Etc/UTC, ...); naive date
-  parameters read in that zone; `updatedAfter` and `updatedBefore` both inclusive;
+  parameters read in that zone; `updatedAfter` inclusive, `updatedBefore` exclusive on 2.40, inclusive after;
 - per-version parameters, unknown ones silently ignored: 2.40 `ouMode`/`skipPaging`/`event=a;b` and answers
   `instances` + flat paging; 2.41 both spellings (both at once: 400) and `events` + `pager` + flat fields; 2.42
-  `orgUnitMode`/`paging`/`events` only (`ouMode` ignored: the org unit alone is SELECTED);
+  `orgUnitMode`/`paging`/`events` only (`ouMode` ignored: the org unit alone is SELECTED; `paging=false` with
+  `page`/`pageSize`: 400);
 - `order` honoured with the internal id as last tie-break; without it 2.40 newest update first, 2.41+ newest id;
 - offset paging over live data: station edits between two pages (`/_control/dhis2/edits`) move events;
 - import: atomicMode=OBJECT commits the valid objects and answers 200 with errorReports; ALL answers 409; 2.42
@@ -162,6 +163,11 @@ def _query(st: Dhis2State, q) -> tuple[list[dict], bool]:
     if st.version == "2.41" and "paging" in q and "skipPaging" in q:
         raise BadRequest("Only one parameter of 'skipPaging' and 'paging' must be specified. Prefer 'paging'.")
     no_paging = skip_paging or paging_off
+    if st.version == "2.42" and paging_off and ({"page", "pageSize"} & set(q) or q.get("totalPages") == "true"):
+        raise BadRequest(
+            "Paging cannot be disabled with paging=false while also requesting a paginated response with page, "
+            "pageSize and/or totalPages=true"
+        )
     try:
         after = st.read(q["updatedAfter"]) if "updatedAfter" in q else None
         before = st.read(q["updatedBefore"], end_of_day=True) if "updatedBefore" in q else None
@@ -177,7 +183,7 @@ def _query(st: Dhis2State, q) -> tuple[list[dict], bool]:
         and (not wanted or e["event"] in wanted)
         and (deleted or not e.get("deleted"))
         and (after is None or e["_updated"] >= after)
-        and (before is None or e["_updated"] <= before)
+        and (before is None or e["_updated"] < before or (e["_updated"] == before and st.version != "2.40"))
     ]
     try:
         return ordered(st.version, rows, q.get("order")), no_paging

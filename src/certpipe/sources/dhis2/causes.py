@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 
 from certpipe import warehouse
-from certpipe.sources.dhis2.metadata import start
+from certpipe.sources.dhis2.metadata import a6_events, start
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,7 @@ def pull_causes(start_at: dt.datetime, end: dt.datetime, dsn: str, *, run_id: st
     since = start_at - dt.timedelta(minutes=int(settings["overlap_minutes"]))
     found = []
     for root in settings["org_units"]:
-        for page in hook.changed_events(
-            program=a6.program,
-            program_stage=a6.stage,
-            org_unit=root,
-            since=since,
-            until=end,
-            page_size=int(settings["page_size"]),
-            include_deleted=False,
-        ):
+        for page in a6_events(hook, a6, root, since, end, settings, include_deleted=False):
             for ev in page:
                 values = {d["dataElement"]: d.get("value") for d in ev.get("dataValues") or []}
                 code = (values.get(code_uid) or "").strip().upper() or None
@@ -57,7 +49,7 @@ def pull_causes(start_at: dt.datetime, end: dt.datetime, dsn: str, *, run_id: st
                     found.append((ev["event"], text, code, server.moment(ev.get("updatedAt"))))
     counts = {"events_with_cause": len(found), "stored": 0, "unknown_event": 0, **a6.report()}
     with warehouse.connect(dsn) as conn:
-        owners = dict(
+        owners: dict[str, int] = dict(
             conn.execute(
                 "SELECT event_uid, cert_id FROM wh.dhis2_death_event WHERE cert_id IS NOT NULL "
                 "AND match_method <> 'ambiguous' UNION ALL SELECT event_uid, cert_id FROM wh.dhis2_push "

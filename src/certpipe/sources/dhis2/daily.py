@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from certpipe import clock, warehouse
 from certpipe.sources.dhis2.hook import Server
 from certpipe.sources.dhis2.keys import id_key, name_key, to_date
-from certpipe.sources.dhis2.metadata import A6, start
+from certpipe.sources.dhis2.metadata import A6, a6_events, start
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def pull_window(
     with warehouse.connect(dsn) as conn:
         mark = warehouse.get_watermark(conn, SOURCE, root, "GBT")
     since = (min(start_at, mark) if mark else start_at) - dt.timedelta(minutes=int(settings["overlap_minutes"]))
-    communes = {u["id"]: u.get("code") for u in hook.org_units(root)}
+    communes: dict[str, str] = {u["id"]: u["code"] for u in hook.org_units(root) if u.get("code")}
     counts: dict = {
         "org_unit": root,
         "version": server.full_version,
@@ -87,15 +87,8 @@ def pull_window(
         "pages": 0,
         **a6.report(),
     }
-    rows = []
-    for page in hook.changed_events(
-        program=a6.program,
-        program_stage=a6.stage,
-        org_unit=root,
-        since=since,
-        until=end,
-        page_size=int(settings["page_size"]),
-    ):
+    rows: list[dict] = []
+    for page in a6_events(hook, a6, root, since, end, settings):
         counts["pages"] += 1
         rows.extend(event_row(ev, a6, communes, server) for ev in page if ev.get("event"))
     counts["received"] += len(rows)
@@ -200,12 +193,14 @@ def match_events(dsn: str, *, run_id: str | None = None) -> dict:
             "SELECT event_uid, id_number, name_key, date_of_birth, date_of_death, commune_code "
             "FROM wh.dhis2_death_event WHERE NOT deleted AND (matched_at IS NULL OR cert_id IS NULL)"
         )
-        names = [d.name for d in cur.description]
+        names = [d.name for d in cur.description or []]
         events = [dict(zip(names, r, strict=True)) for r in cur]
         if not events:
             return counts
         cands = _candidates(conn, events)
-        pushed = dict(conn.execute("SELECT event_uid, cert_id FROM wh.dhis2_push WHERE outcome <> 'error'").fetchall())
+        pushed: dict[str, int] = dict(
+            conn.execute("SELECT event_uid, cert_id FROM wh.dhis2_push WHERE outcome <> 'error'").fetchall()
+        )
         for ev in events:
             cert_id, method, conf = match_event(ev, cands, pushed)
             counts["examined"] += 1

@@ -121,8 +121,8 @@ class UpdatedKeyset:
     place back, so the one at the page boundary would never be read. Instead each request starts at the last
     updatedAt seen (`updatedAfter` is inclusive: `lastupdated >= ?` in every version's JdbcEventStore) and the
     events already handed out at that instant are dropped (by UID, whatever the database's collation). A full page
-    all at one instant is read unpaged for exactly that instant, then reading goes on 1 ms later (DHIS2 keeps
-    milliseconds)."""
+    all at one instant is read unpaged for that instant, [t, t + 1 ms] (`updatedBefore` is exclusive in 2.40's
+    event list, inclusive from 2.41), then reading goes on after the last instant read (DHIS2 keeps milliseconds)."""
 
     size: int
     since: str
@@ -163,7 +163,8 @@ class UpdatedKeyset:
         if _key(items[0].get("updatedAt")) == _key(items[-1].get("updatedAt")):  # a whole page at one instant
             self.pinned = True
             param, value = self.no_paging
-            return {"updatedAfter": self.cursor, "updatedBefore": self.cursor, param: value}
+            until = (_key(self.cursor) + dt.timedelta(milliseconds=1)).isoformat(timespec="milliseconds")
+            return {"updatedAfter": self.cursor, "updatedBefore": until, param: value}
         if not self.handed_out:  # a full page of events already read: the server does not apply updatedAfter
             raise Dhis2Incompatible("DHIS2: paging over updated events does not advance (updatedAfter not applied)")
         return self._window(self.cursor or self.since)

@@ -9,8 +9,10 @@ skipped (not read, not pushed) and reported in the task's counts.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -152,3 +154,18 @@ def start(settings: dict) -> tuple[Dhis2Hook, Server, A6]:
         ", ".join(f"{k} ({v})" for k, v in sorted(a6.skipped.items())) or "none",
     )
     return hook, server, a6
+
+
+def a6_events(
+    hook: Dhis2Hook, a6: A6, root: str, since: dt.datetime, until: dt.datetime, settings: dict, **kw: bool
+) -> Iterator[list[dict]]:
+    """The A6 events under `root` updated in [since, until], page by page (see Dhis2Hook.changed_events)."""
+    yield from hook.changed_events(
+        program=a6.program,
+        program_stage=a6.stage,
+        org_unit=root,
+        since=since,
+        until=until,
+        page_size=int(settings["page_size"]),
+        **kw,
+    )

@@ -161,7 +161,7 @@ def push_registrations(
         cur = conn.execute(SELECT, {"start": start_at, "end": end})
         names = [d.name for d in cur.description or []]
         certs = [dict(zip(names, r, strict=True)) for r in cur]
-        taken = dict(conn.execute("SELECT event_uid, cert_id FROM wh.dhis2_push").fetchall())
+        taken: dict[str, int] = dict(conn.execute("SELECT event_uid, cert_id FROM wh.dhis2_push").fetchall())
     counts: dict[str, Any] = dict.fromkeys(OUTCOMES, 0) | {"selected": len(certs), "linked": 0, **a6.report()}
     plans, results = [], []
     for cert in certs:
