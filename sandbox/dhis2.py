@@ -258,7 +258,7 @@ async def tracker_import(request: Request):
     if commit:
         for ev in ok:
             existed = ev["event"] in st.events
-            st.store({"status": "ACTIVE", **ev})
+            st.store({"status": "ACTIVE", "deleted": False, **ev}, replace=True)
             created, updated = created + (not existed), updated + existed
     stats = {"created": created, "updated": updated, "deleted": 0, "ignored": len(incoming) - created - updated}
     stats["total"] = len(incoming)

@@ -107,8 +107,10 @@ class Dhis2State:
 
     # ------------------------------------------------------------------ events
 
-    def store(self, ev: dict, *, updated: dt.datetime | None = None) -> dict:
-        """Insert or replace an event's fields; dataValues merged (a null value removes one)."""
+    def store(self, ev: dict, *, updated: dt.datetime | None = None, replace: bool = False) -> dict:
+        """Insert or update an event; dataValues merged (a null value removes one). `replace` (a tracker import
+        update): event-level fields not in the payload are cleared, as DHIS2 does ("the payload must include all
+        fields of the object you are updating")."""
         stamp = updated or now()
         old = self.events.get(ev["event"])
         if old is None:
@@ -122,7 +124,8 @@ class Dhis2State:
             else:
                 values[d["dataElement"]] = {"dataElement": d["dataElement"], "value": str(d["value"])}
         public = {k: v for k, v in ev.items() if k not in ("dataValues", "createdAt", "updatedAt", "completedAt")}
-        new = {**old, **public, "dataValues": list(values.values()), "_updated": stamp}
+        kept = {k: v for k, v in old.items() if k.startswith("_") or k in ("program", "programStage", "event")}
+        new = {**(kept if replace else old), **public, "dataValues": list(values.values()), "_updated": stamp}
         if new.get("status") == "COMPLETED" and old.get("status") != "COMPLETED":
             new["_completed"] = stamp
         self.events[ev["event"]] = new

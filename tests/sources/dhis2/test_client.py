@@ -43,6 +43,29 @@ def test_pages_through_every_version_with_its_own_parameters(dhis2, version):
     assert params["updatedAfter"] == "2026-11-18T00:00:00.000"  # the server's wall clock (Asia/Ho_Chi_Minh)
 
 
+def test_the_sandbox_ignores_parameters_a_version_does_not_know_as_a_real_server_does(dhis2):
+    """2.42 binds only `orgUnitMode`: `ouMode=DESCENDANTS` is ignored and the province alone (SELECTED) is searched,
+    with 200 and no error; 2.41 takes either spelling but not both; 2.40 ignores `orgUnitMode`."""
+    load_events(dhis2, [a6_event(f"EvMode{i:05d}", updated=T0) for i in range(9)])
+
+    def found(version, **params):
+        control(dhis2, "config", {"version": version})
+        r = httpx.get(
+            f"{dhis2}/dhis2/api/tracker/events",
+            auth=("admin", "district"),
+            params={"orgUnit": ROOT, "pageSize": 50, **params},
+        )
+        body = r.json()
+        return r.status_code, len(body.get("events", body.get("instances", [])))
+
+    assert found("2.42", ouMode="DESCENDANTS") == (200, 0)  # the stations' events are below the province
+    assert found("2.42", orgUnitMode="DESCENDANTS") == (200, 9)
+    assert found("2.41", ouMode="DESCENDANTS") == (200, 9)
+    assert found("2.41", ouMode="DESCENDANTS", orgUnitMode="DESCENDANTS")[0] == 400
+    assert found("2.40", orgUnitMode="DESCENDANTS") == (200, 0)
+    assert found("2.42", orgUnitMode="DESCENDANTS", noSuchParameter="x") == (200, 9)
+
+
 def test_the_server_zone_is_read_and_applied_to_parameters_and_timestamps(dhis2):
     from certpipe.sources.dhis2.hook import Dhis2Hook
 
@@ -179,6 +202,14 @@ def test_import_reports_are_read_per_object_whatever_the_status(dhis2, version):
         json={"events": [{**GOOD, "event": "EvAtomic001"}, {**GOOD, "event": "EvAtomic002", "orgUnit": "NoSuchUnit1"}]},
     )
     assert statuses.status_code == 409 and statuses.json()["status"] == "ERROR"  # ALL: nothing committed
+    partial = httpx.post(
+        f"{dhis2}/dhis2/api/tracker",
+        auth=("admin", "district"),
+        params={"async": "false", "atomicMode": "OBJECT"},
+        json={"events": [{**GOOD, "event": "EvObject001"}, {**GOOD, "event": "EvObject002", "orgUnit": "NoSuchUnit1"}]},
+    )
+    assert partial.status_code == 200 and partial.json()["status"] == "OK"  # OBJECT: 200, errors in the report
+    assert [e["uid"] for e in partial.json()["validationReport"]["errorReports"]] == ["EvObject002"]
 
 
 def test_version_is_checked_never_assumed(dhis2, monkeypatch):

@@ -117,7 +117,10 @@ def test_one_death_one_event_completed_and_deleted_events(dhis2, wh, warehouse_d
         for i, k in enumerate(("completed", "new", "deleted", "expired"))
     }
     station = {  # the stations' own events of three of these deaths, all completed
-        "completed": a6_event("EvStation01", name="Lê Văn Năm 0", id_number="001040012340", updated=recent),
+        "completed": {
+            **a6_event("EvStation01", name="Lê Văn Năm 0", id_number="001040012340", updated=recent),
+            "geometry": {"type": "Point", "coordinates": [105.85, 21.02]},
+        },
         "deleted": a6_event("EvStation03", name="Lê Văn Năm 2", id_number="001040012342", updated=recent),
         "expired": a6_event("EvStation04", name="Lê Văn Năm 3", id_number="001040012343", updated=old),
     }
@@ -141,6 +144,7 @@ def test_one_death_one_event_completed_and_deleted_events(dhis2, wh, warehouse_d
     assert set(after) - set(before) == {event_uid("00031.GBT.01020.26")}  # created only for the death not in A6
     kept = after["EvStation01"]
     assert kept["status"] == "COMPLETED" and kept["orgUnit"] == before["EvStation01"]["orgUnit"]  # not reopened
+    assert kept["geometry"] == before["EvStation01"]["geometry"]  # every field sent back: nothing cleared
     assert values_of(kept)["justice_registered"] == "true" and values_of(kept)["full_name"] == "Lê Văn Năm 0"
     assert "from_justice" not in values_of(kept)  # the station's event: only the justice system's fields
     got = pushes(wh)

@@ -282,7 +282,7 @@ class Dhis2Hook(SourceHook):
                 yield fresh
 
     def events_by_uid(self, program: str, uids: list[str], *, chunk: int = 50) -> dict[str, dict]:
-        """The current state of the given events (deleted ones included), by UID."""
+        """The current state of the given events (deleted ones included, all fields), by UID."""
         server = self.server
         name, sep = server.params["events"]
         param, value = server.params["no_paging"]
@@ -290,7 +290,7 @@ class Dhis2Hook(SourceHook):
         for i in range(0, len(uids), chunk):
             part = uids[i : i + chunk]
             params = {"program": program, name: sep.join(part), "includeDeleted": "true", param: value}
-            body = self.call("GET", EVENTS, params={**params, "fields": EVENT_FIELDS})
+            body = self.call("GET", EVENTS, params=params)  # every field: an update must send them all back
             items = next((body[k] for k in ("events", "instances") if isinstance(body, dict) and k in body), None)
             if not isinstance(items, list):
                 raise SourceUnavailable(f"{self.where}: {EVENTS} answer has no events list")
