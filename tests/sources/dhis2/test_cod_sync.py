@@ -183,3 +183,30 @@ def test_placeholders_are_never_pushed(dhis2, wh, warehouse_dsn):
     created = sandbox_events(dhis2)[event_uid("00041.GBT.01020.26")]
     assert not set(values_of(created)) & set(PILOT)
     assert values_of(created)["full_name"] == "MAI THỊ SÁU"
+
+
+def test_a_death_keeps_its_own_event_when_a_station_enters_it_later(dhis2, wh, warehouse_dsn):
+    from certpipe.sources.dhis2.daily import match_events, pull_window
+    from certpipe.sources.dhis2.keys import event_uid
+    from certpipe.sources.dhis2.push import push_registrations
+
+    now = dt.datetime.now(VN)
+    week = (now - dt.timedelta(days=7), now)
+    cert = add_gbt(wh, "00050.GBT.01020.26", id_number="001040055550", used_at=now - dt.timedelta(days=1))
+    own = event_uid("00050.GBT.01020.26")
+    assert push_registrations(*week, warehouse_dsn, run_id="w1", settings=settings())["created"] == 1
+    wh.execute('UPDATE wh.certificate SET registration = \'{"number": "KT-9"}\' WHERE cert_id = %s', (cert,))
+    wh.commit()
+    control(dhis2, "errors", {own: "E1000"})  # the update of our event fails once
+    assert push_registrations(*week, warehouse_dsn, run_id="w2", settings=settings())["error"] == 1
+    load_events(dhis2, [a6_event("EvStation05", id_number="001040055550", updated=now - dt.timedelta(hours=1))])
+    pull_window(ROOT, now - dt.timedelta(days=1), now, warehouse_dsn, run_id="t", settings=settings())
+    match_events(warehouse_dsn)
+    control(dhis2, "errors", {own: None})
+
+    counts = push_registrations(*week, warehouse_dsn, run_id="w3", settings=settings())
+    assert (counts["updated"], counts["linked"]) == (1, 0)
+    events = sandbox_events(dhis2)
+    assert values_of(events[own])["justice_registration_number"] == "KT-9"
+    assert "justice_registered" not in values_of(events["EvStation05"])  # not written twice
+    assert wh.execute("SELECT event_uid, linked FROM wh.dhis2_push").fetchall() == [(own, False)]

@@ -175,7 +175,18 @@ def push_registrations(
             results.append(_result(cert, uid, linked, "skipped", codes=["NOTHING_TO_SEND"]))
         else:
             plans.append((cert, uid, linked, values, notes, digest))
-    current = hook.events_by_uid(a6.program, [uid for _, uid, *_ in plans]) if plans else {}
+    # a death we tried to write to our own event before (the try may have created it) keeps that event if it exists
+    own_first = {
+        event_uid(p[0]["cert_key"]): i
+        for i, p in enumerate(plans)
+        if p[2] and p[0]["prev_uid"] == event_uid(p[0]["cert_key"])
+    }
+    current = hook.events_by_uid(a6.program, [p[1] for p in plans] + list(own_first)) if plans else {}
+    for own, i in own_first.items():
+        if own in current and not current[own].get("deleted"):
+            cert = plans[i][0]
+            values, notes = registration_values(cert, a6, linked=False)
+            plans[i] = (cert, own, False, values, notes, _digest(own, values))
     todo = []
     for cert, uid, linked, values, notes, digest in plans:
         found = current.get(uid)
