@@ -225,6 +225,10 @@ def test_version_is_checked_never_assumed(dhis2, monkeypatch):
     assert isinstance(e.value, AirflowFailException)  # not retried
     assert not requests_of(dhis2)  # nothing read
 
+    hook = Dhis2Hook(**CLIENT)
+    with pytest.raises(Dhis2Incompatible, match=r"program stage NoSuchStage does not exist on the server"):
+        hook.program_stage("NoSuchStage")
+
     control(dhis2, "config", {"reported_version": "2.43.0"})
     with pytest.raises(Dhis2Incompatible, match=r"DHIS2 2\.43\.0; supported: 2\.40, 2\.41, 2\.42"):
         Dhis2Hook(**CLIENT).server  # noqa: B018
