@@ -13,6 +13,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from certpipe import lineage
 from certpipe.dag_defaults import TIMEZONE, default_args, tags
 
 REQUEST_TYPES = {
@@ -86,7 +87,7 @@ def bhxh_lookup():
             raise AirflowFailException(f"Yêu cầu tra cứu không hợp lệ: {e}") from None
         return {"kind": kind, "by": sorted(criteria)}
 
-    @task
+    @task(inlets=[lineage.BHXH], outlets=lineage.certificates("GCS", "GBT"))
     def fetch_and_store(request: dict, **context) -> dict:
         from airflow.sdk import Variable
 
@@ -94,7 +95,10 @@ def bhxh_lookup():
         from certpipe.sources.bhxh.pull import lookup
 
         client = Variable.get("bhxh_client", default={}, deserialize_json=True)
-        return lookup(dict(context["params"]), warehouse.warehouse_dsn(), run_id=context["run_id"], client=client)
+        dsn = warehouse.warehouse_dsn()
+        out = lookup(dict(context["params"]), dsn, run_id=context["run_id"], client=client)
+        lineage.emit(context, dsn, [out["batch_id"]])  # counts in the asset event (the other kind: zeros)
+        return out
 
     fetch_and_store(validate_request())
 

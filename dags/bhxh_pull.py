@@ -14,6 +14,7 @@ import pendulum
 from airflow.sdk import Variable, dag, task, task_group
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
+from certpipe import lineage
 from certpipe.dag_defaults import PROVINCE_LABEL, TIMEZONE, default_args, tags
 
 KINDS = ("GCS", "GBT")
@@ -40,7 +41,7 @@ def bhxh_pull():
     def province(province: str):
         for kind in KINDS:
 
-            @task(task_id=f"extract_{kind.lower()}", map_index_template=PROVINCE_LABEL)
+            @task(task_id=f"extract_{kind.lower()}", map_index_template=PROVINCE_LABEL, inlets=[lineage.BHXH])
             def extract(province: str, kind: str = kind, **context) -> dict:
                 from certpipe import warehouse
                 from certpipe.sources.bhxh.pull import pull_window
@@ -56,12 +57,20 @@ def bhxh_pull():
                     client=client,
                 )
 
-            @task(task_id=f"ingest_{kind.lower()}", map_index_template=PROVINCE_LABEL)
-            def ingest(batch: dict) -> dict:
+            @task(
+                task_id=f"ingest_{kind.lower()}",
+                map_index_template=PROVINCE_LABEL,
+                inlets=[lineage.BHXH],
+                outlets=lineage.certificates(kind),
+            )
+            def ingest(batch: dict, **context) -> dict:
                 from certpipe import warehouse
                 from certpipe.sources.bhxh.pull import ingest_window
 
-                return ingest_window(batch, warehouse.warehouse_dsn())
+                dsn = warehouse.warehouse_dsn()
+                out = ingest_window(batch, dsn)
+                lineage.emit(context, dsn, [out["batch_id"]])  # counts in the asset event
+                return out
 
             ingest(extract(province))
 

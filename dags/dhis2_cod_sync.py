@@ -14,6 +14,7 @@ import pendulum
 from airflow.sdk import Variable, dag, task
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
+from certpipe import lineage
 from certpipe.dag_defaults import TIMEZONE, default_args, tags
 
 
@@ -28,35 +29,39 @@ from certpipe.dag_defaults import TIMEZONE, default_args, tags
     doc_md=__doc__,
 )
 def dhis2_cod_sync():
-    @task
+    @task(inlets=[lineage.CERTIFICATES["GBT"]], outlets=[lineage.DHIS2_A6])
     def push(**context) -> dict:
         from certpipe import warehouse
         from certpipe.sources.dhis2.metadata import settings_from
         from certpipe.sources.dhis2.push import push_registrations
 
         settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
-        return push_registrations(
+        out = push_registrations(
             context["data_interval_start"],
             context["data_interval_end"],
             warehouse.warehouse_dsn(),
             run_id=context["run_id"],
             settings=settings,
         )
+        context["outlet_events"][lineage.DHIS2_A6].extra = lineage.counts_extra(out)
+        return out
 
-    @task
+    @task(inlets=[lineage.DHIS2_A6], outlets=[lineage.CAUSES_OF_DEATH])
     def pull_causes(pushed: dict, **context) -> dict:
         from certpipe import warehouse
         from certpipe.sources.dhis2.causes import pull_causes
         from certpipe.sources.dhis2.metadata import settings_from
 
         settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
-        return pull_causes(
+        out = pull_causes(
             context["data_interval_start"],
             context["data_interval_end"],
             warehouse.warehouse_dsn(),
             run_id=context["run_id"],
             settings=settings,
         )
+        context["outlet_events"][lineage.CAUSES_OF_DEATH].extra = lineage.counts_extra(out)
+        return out
 
     pull_causes(push())
 

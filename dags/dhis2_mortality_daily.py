@@ -14,6 +14,7 @@ import pendulum
 from airflow.sdk import Variable, dag, task
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
+from certpipe import lineage
 from certpipe.dag_defaults import TIMEZONE, default_args, tags
 
 
@@ -34,14 +35,14 @@ def dhis2_mortality_daily():
 
         return settings_from(Variable.get("dhis2_mortality", default="{}"))["org_units"]
 
-    @task(map_index_template="{{ task.op_kwargs['root'] }}")
+    @task(map_index_template="{{ task.op_kwargs['root'] }}", inlets=[lineage.DHIS2_A6], outlets=[lineage.DHIS2_DEATHS])
     def pull(root: str, **context) -> dict:
         from certpipe import warehouse
         from certpipe.sources.dhis2.daily import pull_window
         from certpipe.sources.dhis2.metadata import settings_from
 
         settings = settings_from(Variable.get("dhis2_mortality", default="{}"))
-        return pull_window(
+        out = pull_window(
             root,
             context["data_interval_start"],
             context["data_interval_end"],
@@ -49,8 +50,10 @@ def dhis2_mortality_daily():
             run_id=context["run_id"],
             settings=settings,
         )
+        context["outlet_events"][lineage.DHIS2_DEATHS].extra = lineage.counts_extra(out)
+        return out
 
-    @task
+    @task(inlets=[lineage.DHIS2_DEATHS, lineage.CERTIFICATES["GBT"]])
     def match(pulled: list[dict], **context) -> dict:
         from certpipe import warehouse
         from certpipe.sources.dhis2.daily import match_events

@@ -14,6 +14,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import dag, task
 
+from certpipe import lineage
 from certpipe.dag_defaults import TIMEZONE, default_args, tags
 
 LABEL = "{{ 'file ' ~ task.op_kwargs['file_id'] if task.op_kwargs.get('file_id') else '' }}"
@@ -41,12 +42,20 @@ def excel_inbox():
             root, warehouse.warehouse_dsn(), run_id=context["run_id"], min_age=float(excel.setting_min_age())
         )["file_ids"]
 
-    @task(map_index_template=LABEL, max_active_tis_per_dagrun=2)
+    @task(
+        map_index_template=LABEL,
+        max_active_tis_per_dagrun=2,
+        inlets=[lineage.EXCEL_INBOX],
+        outlets=lineage.certificates("GCS", "GBT"),
+    )
     def process(file_id: int, **context) -> dict:
         from certpipe import warehouse
         from certpipe.sources.excel import inbox as excel
 
-        return excel.process(excel.inbox_root(), warehouse.warehouse_dsn(), file_id, run_id=context["run_id"])
+        dsn = warehouse.warehouse_dsn()
+        out = excel.process(excel.inbox_root(), dsn, file_id, run_id=context["run_id"])
+        lineage.emit(context, dsn, lineage.excel_file_batches(dsn, file_id))  # counts per kind in the asset events
+        return out
 
     process.expand(file_id=scan())
 

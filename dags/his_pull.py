@@ -11,6 +11,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Variable, dag, task, task_group
 
+from certpipe import lineage
 from certpipe.dag_defaults import FACILITY_LABEL, TIMEZONE, default_args, tags
 
 KINDS = ("GCS", "GBT")
@@ -37,19 +38,27 @@ def his_pull():
     def hospital(hospital: dict):
         for kind in KINDS:
 
-            @task(task_id=f"extract_{kind.lower()}", map_index_template=FACILITY_LABEL)
+            @task(task_id=f"extract_{kind.lower()}", map_index_template=FACILITY_LABEL, inlets=[lineage.HIS])
             def extract(hospital: dict, kind: str = kind, **context) -> dict:
                 from certpipe import warehouse
                 from certpipe.sources.his.pull import extract
 
                 return extract(hospital, kind, warehouse.warehouse_dsn(), run_id=context["run_id"])
 
-            @task(task_id=f"ingest_{kind.lower()}", map_index_template=FACILITY_LABEL)
-            def ingest(batch: dict) -> dict:
+            @task(
+                task_id=f"ingest_{kind.lower()}",
+                map_index_template=FACILITY_LABEL,
+                inlets=[lineage.HIS],
+                outlets=lineage.certificates(kind),
+            )
+            def ingest(batch: dict, **context) -> dict:
                 from certpipe import warehouse
                 from certpipe.sources.his.pull import ingest_landed
 
-                return ingest_landed(batch, warehouse.warehouse_dsn())
+                dsn = warehouse.warehouse_dsn()
+                out = ingest_landed(batch, dsn)
+                lineage.emit(context, dsn, [out["batch_id"]])  # counts in the asset event
+                return out
 
             @task(task_id=f"acknowledge_{kind.lower()}", map_index_template=FACILITY_LABEL)
             def acknowledge(hospital: dict, batch: dict) -> dict:

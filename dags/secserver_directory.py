@@ -16,6 +16,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from certpipe import lineage
 from certpipe.dag_defaults import TIMEZONE, default_args, tags
 
 CONN_ID = "secserver_default"
@@ -41,17 +42,19 @@ CONN_ID = "secserver_default"
     doc_md=__doc__,
 )
 def secserver_directory():
-    @task
+    @task(inlets=[lineage.SECSERVER], outlets=[lineage.SECSERVER_DIRECTORY])
     def refresh(**context) -> dict:
         from certpipe import warehouse
         from certpipe.sources.secserver.directory import refresh_directory
 
-        return refresh_directory(
+        out = refresh_directory(
             CONN_ID,
             warehouse.warehouse_dsn(),
             max_shrink=float(context["params"]["max_shrink"]),
             run_id=f"secserver_directory/{context['run_id']}",
         )
+        context["outlet_events"][lineage.SECSERVER_DIRECTORY].extra = lineage.counts_extra(out)
+        return out
 
     refresh()
 

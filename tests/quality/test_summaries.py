@@ -16,7 +16,6 @@ def run(conn, records, kind="GCS", source="his", ref="01020"):
     return result
 
 
-
 def direct(conn) -> dict:
     """The same figures computed from wh by hand."""
     daily = conn.execute(
@@ -63,7 +62,7 @@ def test_summaries_follow_every_batch_event_and_match_a_rebuild(wh):
     run(wh, [death(1), death(2, NGAY_TV="20990101")], kind="GBT", ref="96025")
     run(wh, [birth(1), birth(4)], source="excel", ref="79034")
     assert summarised(wh) == direct(wh)
-    fields = dict(((r, f), n) for r, f, n in summarised(wh)["fields"])
+    fields = {(r, f): n for r, f, n in summarised(wh)["fields"]}
     assert fields[("WEIGHT_RANGE", "CAN_NANG_CON")] == 1
 
     # acknowledged: same counts; landed only: nothing; failed: a failed batch, no counts

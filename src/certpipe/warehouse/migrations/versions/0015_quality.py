@@ -188,10 +188,11 @@ GRANT SELECT (batch_id, row_no, outcome, reasons) ON wh.batch_record TO certpipe
 GRANT SELECT ON wh.source_watermark TO certpipe_quality;
 GRANT SELECT (file_id, facility_code, status, attempts, claimed_at, updated_at, finished_at, reason_code)
     ON wh.excel_file TO certpipe_quality;
-GRANT SELECT (event_uid, commune_code, deleted, cert_id, match_method, first_seen_at, last_seen_at)
+GRANT SELECT ON wh.excel_file_batch TO certpipe_quality;
+GRANT SELECT ON wh.dhis2_unregistered_deaths TO certpipe_quality;
+GRANT SELECT (event_uid, commune_code, deleted, cert_id, match_method, first_seen_at, last_seen_at, recorded_at)
     ON wh.dhis2_death_event TO certpipe_quality;
 GRANT SELECT (cert_id, outcome, error_codes, pushed_at) ON wh.dhis2_push TO certpipe_quality;
-GRANT SELECT (cert_id, status) ON wh.certificate TO certpipe_quality;
 """
 
 DOWN = """
