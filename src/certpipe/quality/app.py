@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 import psycopg
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from certpipe import clock
@@ -32,11 +32,12 @@ from certpipe.quality import URL_PREFIX, airflow_meta, chart, ops, queries
 
 log = logging.getLogger(__name__)
 CONN_IDS = ("warehouse_quality", "warehouse_db")
+LINKS_JS = (Path(__file__).parent / "static" / "airflow-links.js").read_bytes()
 STATEMENT_TIMEOUT = "10s"
 HEADERS = {
-    # no script, no third party; framed by the Airflow UI (same origin) only
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'self'; base-uri 'none'",
+    # one static script of ours (links to Airflow pages), no third party; framed by the Airflow UI only
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+    "img-src 'self' data:; form-action 'self'; frame-ancestors 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -168,6 +169,10 @@ def create_app(dsn: Callable[[], str] | None = None, *, authenticate: bool = Tru
             else (f"The warehouse refused the query ({type(exc).__name__}).")
         )
         return page(request, "error.html", 503, title="Warehouse error", message=message)
+
+    @app.get("/static/airflow-links.js")
+    def links_js():
+        return Response(LINKS_JS, media_type="text/javascript", headers=HEADERS)
 
     def overview_data(request: Request) -> tuple[queries.Filters, dict]:
         f = queries.parse_filters(dict(request.query_params))
