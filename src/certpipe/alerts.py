@@ -11,7 +11,8 @@ Configuration: the Variable `alerting` (JSON), every key optional:
 
 No channel configured → the alert is only logged. Alerts carry identifiers and counts only (dag_id, task_id,
 run_id, map_index, try number, batch id, source, facility code, kind, counts, refusal rule codes, exception
-class): never a record, a value, an exception message or a log line. Sending is best effort: a broken channel
+class) and a link to the data-quality page of the Airflow UI (the batch's drill-down, or the task instance's
+batches): never a record, a value, an exception message or a log line. Sending is best effort: a broken channel
 is logged and never fails the task (nor hides the failure that caused the alert).
 
 Import cost is stdlib only: DAG files import `on_task_failure` at top level.
@@ -44,6 +45,7 @@ ALLOWED = {
     "threshold",
     "refusals_by_rule",
     "error_type",
+    "quality_url",  # the data-quality page for this batch / task (identifiers only in the link)
 }
 
 
@@ -134,6 +136,15 @@ def notify(payload: dict, cfg: dict | None = None) -> dict:
     return sent
 
 
+def _quality_url(path: str, **params) -> str | None:
+    try:
+        from certpipe.quality import page_url
+
+        return page_url(path, **params)
+    except Exception:  # a link is a convenience: never what stops an alert
+        return None
+
+
 def _subject(p: dict) -> str:
     if p.get("event") == "task_failed":
         return f"[certpipe] task failed: {p.get('dag_id')}.{p.get('task_id')}"
@@ -144,19 +155,26 @@ def _html(p: dict) -> str:
     from html import escape
 
     rows = "".join(
-        f"<tr><th align=left>{escape(k)}</th><td>{escape(json.dumps(v))}</td></tr>" for k, v in sorted(p.items())
+        f"<tr><th align=left>{escape(k)}</th><td>{escape(json.dumps(v))}</td></tr>"
+        for k, v in sorted(p.items())
+        if k != "quality_url"
     )
-    return f"<table>{rows}</table>"
+    link = f'<p><a href="{escape(p["quality_url"])}">Data quality page</a></p>' if p.get("quality_url") else ""
+    return f"{link}<table>{rows}</table>"
 
 
 def on_task_failure(context) -> None:
     """`on_failure_callback` for every DAG (default_args): task ids and the exception class only."""
     exc = context.get("exception")
+    ids = _context_ids(context)
     payload = {
         "event": "task_failed",
         "severity": "error",
-        **_context_ids(context),
+        **ids,
         "error_type": type(exc).__name__ if isinstance(exc, BaseException) else None,
+        "quality_url": _quality_url("/run", **{k: ids.get(k) for k in ("dag_id", "run_id", "task_id", "map_index")})
+        if ids.get("dag_id") and ids.get("run_id")
+        else None,
     }
     try:
         notify(payload)
@@ -187,6 +205,7 @@ def check_refusal_rate(summary: dict, *, source: str | None = None, context=None
             "refusal_rate": round(rate, 4),
             "threshold": cfg["refusal_rate"],
             "refusals_by_rule": summary.get("refusals_by_rule") or {},
+            "quality_url": _quality_url(f"/batch/{int(summary['batch_id'])}") if summary.get("batch_id") else None,
         }
         log.warning(
             "batch %s: %d of %d record(s) refused (%.0f%% > %.0f%%): alerting",

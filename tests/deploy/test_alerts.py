@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from certpipe import alerts
+from certpipe.quality import page_url
 from tests.dags.test_his_pull import run_dag
 from tests.dags.test_personal_data import personal_values
 
@@ -50,6 +51,10 @@ def test_his_pull_failure_and_high_refusal_rate_reach_the_webhook(his_env, alert
         ("his_pull", "hospital.extract_gbt"),
     }
     assert all(a["run_id"] == run.run_id and a["map_index"] == 1 and a["error_type"] for a in failed), failed
+    for a in failed:  # a link to that task instance's batches on the data-quality page
+        assert a["quality_url"] == page_url(
+            "/run", dag_id="his_pull", run_id=run.run_id, task_id=a["task_id"], map_index=1
+        )
 
     refusals = webhook.events("refusal_rate")
     assert {a["kind"] for a in refusals} == {"GCS", "GBT"}
@@ -58,6 +63,7 @@ def test_his_pull_failure_and_high_refusal_rate_reach_the_webhook(his_env, alert
         assert a["source"] == "his" and a["source_ref"] == "01020" and a["batch_id"] > 0
         assert 0 < a["refused"] <= a["received"] and a["refusal_rate"] == round(a["refused"] / a["received"], 4)
         assert sum(a["refusals_by_rule"].values()) >= a["refused"] and all(a["refusals_by_rule"])
+        assert a["quality_url"] == page_url(f"/batch/{a['batch_id']}")  # the batch's drill-down
 
     # identifiers, counts and rule codes only: no key outside the whitelist, no personal value anywhere
     for a in webhook.received:
@@ -68,7 +74,8 @@ def test_his_pull_failure_and_high_refusal_rate_reach_the_webhook(his_env, alert
     assert not leaked, f"{len(leaked)} personal value(s) in the alerts"
 
 
-def test_refusal_rate_threshold(webhook, alerting):
+def test_refusal_rate_threshold(webhook, alerting, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example.vn/")
     alerting(refusal_rate=0.2, min_received=10)
     summary = {
         "batch_id": 7,
@@ -102,6 +109,7 @@ def test_refusal_rate_threshold(webhook, alerting):
         "refusal_rate": 0.3,
         "threshold": 0.2,
         "refusals_by_rule": {"CCCD_FORMAT": 2},
+        "quality_url": "http://airflow.example.vn/data-quality/batch/7",
     }
     assert b"Nguy" not in webhook.raw[0] and b"001203004005" not in webhook.raw[0]
 
