@@ -105,3 +105,44 @@ def test_day_is_vietnam_day_of_the_batch(wh):
     ingest(wh, batch_id=batch, kind="GCS", source="his", source_ref="01020", records=payloads, record_ids=ids)
     wh.commit()
     assert wh.execute("SELECT day::text, received FROM quality.daily").fetchall() == [("2026-11-21", 1)]
+
+
+def test_a_login_that_may_only_write_batches_keeps_the_summaries_and_cannot_forge_them(wh, warehouse_dsn):
+    import psycopg
+    import pytest
+
+    role = f"cp_writer_{abs(hash(warehouse_dsn)) % 10**8}"
+    wh.execute(f"CREATE ROLE {role} NOLOGIN")
+    try:
+        wh.execute(f"GRANT USAGE ON SCHEMA wh TO {role}")
+        wh.execute(f"GRANT SELECT, INSERT, UPDATE ON wh.ingest_batch TO {role}")
+        wh.execute(f"GRANT INSERT ON wh.batch_record TO {role}")
+        wh.execute(f"GRANT USAGE ON SEQUENCE wh.ingest_batch_batch_id_seq TO {role}")
+        wh.commit()
+        wh.execute(f"SET ROLE {role}")
+        batch = warehouse.create_batch(wh, source="his", source_ref="01020", kind="GCS")
+        wh.execute(
+            "INSERT INTO wh.batch_record (batch_id, row_no, outcome, reasons) VALUES (%s, 1, 'refused', "
+            '\'[{"field": "SO", "code": "REQUIRED", "message": "-"}]\')',
+            (batch,),
+        )
+        wh.execute(
+            "UPDATE wh.ingest_batch SET status = 'ingested', received = 1, refused = 1, "
+            "refusals_by_rule = '{\"REQUIRED\": 1}' WHERE batch_id = %s",
+            (batch,),
+        )
+        wh.commit()
+        for forged in ("INSERT INTO quality.daily VALUES (now()::date, 'his', 'x', 'GCS')", "SELECT quality.rebuild()"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                wh.execute(forged)
+            wh.rollback()
+            wh.execute(f"SET ROLE {role}")
+        wh.execute("RESET ROLE")
+        assert wh.execute("SELECT received, refused FROM quality.daily").fetchall() == [(1, 1)]
+        assert wh.execute("SELECT rule, field, records FROM quality.daily_field").fetchall() == [("REQUIRED", "SO", 1)]
+    finally:
+        wh.rollback()
+        wh.execute("RESET ROLE")
+        wh.execute(f"DROP OWNED BY {role}")
+        wh.execute(f"DROP ROLE {role}")
+        wh.commit()

@@ -9,7 +9,9 @@ Schema `quality` (derived data only, rebuilt from wh at any time with `quality.r
 Kept up to date without touching the ingestion code: a row trigger on wh.ingest_batch adds a batch's counts when
 it becomes ingested (or failed) and takes them back if it changes or is deleted; a statement trigger on
 wh.batch_record (transition table, the one the parent check of 0008 already captures) adds each statement's
-refusal reasons. The page reads these tables and the indexed batch list, never wh.certificate.
+refusal reasons. The trigger functions run with their owner's rights, so any login allowed to write batches keeps
+the summaries right without a grant on schema quality. The page reads these tables and the indexed batch list,
+never wh.certificate.
 
 Role certpipe_quality (NOLOGIN, cluster-wide, created if missing): what the page reads, columns without personal
 data only (no record ids, certificate numbers, payloads, file names).
@@ -134,7 +136,8 @@ CREATE FUNCTION quality.contribution(b wh.ingest_batch) RETURNS jsonb LANGUAGE s
     END
 $fn$;
 
-CREATE FUNCTION quality.on_batch() RETURNS trigger LANGUAGE plpgsql AS $fn$
+CREATE FUNCTION quality.on_batch() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     IF TG_OP = 'UPDATE' AND quality.contribution(OLD) IS NOT DISTINCT FROM quality.contribution(NEW) THEN
         RETURN NULL;  -- e.g. landed -> landed (received), ingested -> acknowledged, meta
@@ -156,7 +159,8 @@ END $fn$;
 CREATE TRIGGER ingest_batch_quality AFTER INSERT OR UPDATE OR DELETE ON wh.ingest_batch
     FOR EACH ROW EXECUTE FUNCTION quality.on_batch();
 
-CREATE FUNCTION quality.on_batch_records() RETURNS trigger LANGUAGE plpgsql AS $fn$
+CREATE FUNCTION quality.on_batch_records() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
     IF EXISTS (SELECT FROM inserted WHERE outcome = 'refused') THEN
         EXECUTE quality.reasons_sql('inserted', 1);
@@ -179,6 +183,11 @@ BEGIN
     EXECUTE quality.reasons_sql('wh.batch_record', 1);
 END $fn$;
 SELECT quality.rebuild();
+
+-- Whoever may write batches keeps the summaries right through the triggers (owner's rights), and nobody else
+-- writes them: the functions that change them are not callable directly.
+REVOKE ALL ON FUNCTION quality.add_batch(wh.ingest_batch, integer), quality.rebuild(),
+    quality.on_batch(), quality.on_batch_records() FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA quality, wh TO certpipe_quality;
 GRANT SELECT ON ALL TABLES IN SCHEMA quality TO certpipe_quality;
