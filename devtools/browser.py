@@ -10,7 +10,7 @@ install. Tests must let that error fail them: a browser test never skips silentl
     with browser.launch() as b:          # a playwright.sync_api.Browser
         page = b.new_page(); page.goto(url)
 
-or the pytest fixture `chromium` (tests/conftest.py), one browser per test session.
+or the pytest fixture `chromium` (tests/conftest.py): one browser per test session, for any test directory.
 """
 
 from __future__ import annotations

@@ -117,6 +117,17 @@ def sandbox_url():
         yield url
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium driven by Playwright for the session's browser tests (devtools/browser.py: the
+    machine's Chromium, Debian's package installed when missing and possible; otherwise the test fails naming
+    what to install)."""
+    from devtools import browser
+
+    with browser.launch() as b:
+        yield b
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "vn_clock" in getattr(item, "fixturenames", ()):

@@ -97,12 +97,3 @@ def airflow_ui(his_env, warehouse_dsn, tmp_path):  # noqa: F811 - the fixture im
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    """One headless Chromium (Debian's, installed when missing and possible) for the session's browser tests."""
-    from devtools import browser
-
-    with browser.launch() as b:
-        yield b
