@@ -10,7 +10,8 @@ install. Tests must let that error fail them: a browser test never skips silentl
     with browser.launch() as b:          # a playwright.sync_api.Browser
         page = b.new_page(); page.goto(url)
 
-or the pytest fixture `chromium` (tests/conftest.py): one browser per test session, for any test directory.
+or the pytest fixture `chromium` (tests/conftest.py): one browser per test module, for any test directory
+(not longer: a live Playwright loop in the main thread breaks boto/s3fs credentials in later tests).
 """
 
 from __future__ import annotations

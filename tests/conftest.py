@@ -117,11 +117,12 @@ def sandbox_url():
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """One headless Chromium driven by Playwright for the session's browser tests (devtools/browser.py: the
+    """One headless Chromium driven by Playwright for a test module's browser tests (devtools/browser.py: the
     machine's Chromium, Debian's package installed when missing and possible; otherwise the test fails naming
-    what to install)."""
+    what to install). Module-scoped: Playwright's event loop in the main thread must not outlive the browser
+    tests (boto/s3fs in later tests lose their credentials next to it)."""
     from devtools import browser
 
     with browser.launch() as b:

@@ -22,7 +22,8 @@ KINDS = ("GCS", "GBT")
 DEFAULT_DAYS = 14
 MAX_DAYS = 366
 # A facility's refusal rate "jumped" when, over the period, it is at least JUMP_POINTS higher than over the
-# period of the same length just before, at least JUMP_RATIO times it, on at least JUMP_MIN_RECEIVED records.
+# period of the same length just before, at least JUMP_RATIO times it, on at least JUMP_MIN_RECEIVED records in
+# each period.
 JUMP_POINTS, JUMP_RATIO, JUMP_MIN_RECEIVED = 0.05, 1.5, 20
 _TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -188,7 +189,7 @@ def facilities(conn: psycopg.Connection, f: Filters) -> list[dict]:
             continue  # nothing in the period itself
         e["refusal_rate"] = rate(e["refused"], e["received"])
         e["baseline_rate"] = rate(e.get("baseline_refused", 0), e["baseline_received"])
-        e["jumped"] = _jumped(e["refusal_rate"], e["baseline_rate"], e["received"])
+        e["jumped"] = _jumped(e["refusal_rate"], e["baseline_rate"], e["received"], e["baseline_received"])
         out.append(e)
     if out:
         _add_rule_figures(conn, f, out)
@@ -199,10 +200,10 @@ def facilities(conn: psycopg.Connection, f: Filters) -> list[dict]:
     return out
 
 
-def _jumped(now: float | None, before: float | None, received: int) -> bool:
-    if now is None or received < JUMP_MIN_RECEIVED:
+def _jumped(now: float | None, before: float | None, received: int, received_before: int) -> bool:
+    """A jump needs enough records in both periods (a new source's first days are not a jump)."""
+    if now is None or before is None or min(received, received_before) < JUMP_MIN_RECEIVED:
         return False
-    before = before or 0.0
     return now - before >= JUMP_POINTS and (before == 0 or now >= JUMP_RATIO * before)
 
 
