@@ -29,7 +29,7 @@ def dhis2_match():
     @task(inlets=[lineage.DHIS2_DEATHS, lineage.CERTIFICATES["GBT"]])
     def match(**context) -> dict:
         from certpipe import warehouse
-        from certpipe.sources.dhis2.mortality import match_events
+        from certpipe.sources.dhis2.daily import match_events
 
         return match_events(warehouse.warehouse_dsn(), run_id=context["run_id"])
 

@@ -17,13 +17,13 @@ Role certpipe_quality (NOLOGIN, cluster-wide, created if missing): what the page
 data only (no record ids, certificate numbers, payloads, file names).
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0016
 """
 
 from alembic import op
 
 revision = "0015"
-down_revision = "0010"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
