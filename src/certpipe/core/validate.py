@@ -16,21 +16,6 @@ from certpipe.core.schema import KindSpec, reason, schemas_dir
 log = logging.getLogger(__name__)
 
 
-NOT_NULL = "expect_column_values_to_not_be_null"
-PER_VALUE = frozenset(
-    {
-        NOT_NULL,
-        "expect_column_values_to_be_null",
-        "expect_column_values_to_match_regex",
-        "expect_column_values_to_not_match_regex",
-        "expect_column_values_to_be_in_set",
-        "expect_column_values_to_not_be_in_set",
-        "expect_column_values_to_be_between",
-        "expect_column_value_lengths_to_be_between",
-    }
-)
-
-
 @cache
 def _suite_json(kind: str) -> dict:
     return json.loads((schemas_dir() / "expectations" / f"{kind.lower()}.json").read_text("utf-8"))
@@ -62,11 +47,6 @@ class SuiteRunner:
         # Only the columns the suite names go into the frame GX sees.
         names = {e["kwargs"]["column"] for e in raw["expectations"]}
         self.columns = [f for f in spec.fields if f.name in names]
-        # Expectations that judge each value on its own (no row depends on another): the suite can then run on
-        # the distinct values of each column instead of every row; a column only checked for nulls needs just
-        # one present value and the null.
-        self.per_value = all(e["type"] in PER_VALUE for e in raw["expectations"])
-        self.null_only = names - {e["kwargs"]["column"] for e in raw["expectations"] if e["type"] != NOT_NULL}
         # GX fingerprints every in-memory frame (hashing all of it) for batch markers we never use; each batch is
         # validated once. The threshold is the frame size above which GX skips that; 0 = always skip.
         from great_expectations.execution_engine import pandas_execution_engine
@@ -114,73 +94,30 @@ def suite_runner(kind: str) -> SuiteRunner:
     return SuiteRunner(kind_spec(kind))
 
 
-def _distinct_frame(values, runner: SuiteRunner):
-    """A pandas frame of each suite column's distinct values (cycled to one length), and those values per column.
-    Integers go in as float64 (missing = NaN), so GX compares them vectorised; everything else as Python objects."""
-    import numpy as np
-    import pandas as pd
-    import polars as pl
-
-    distinct = {}
-    for f in runner.columns:
-        s = values[f.name]
-        if f.name in runner.null_only:
-            present = s.drop_nulls()
-            u = present[:1].to_list() + ([None] if s.null_count() else [])
-        else:
-            u = s.unique(maintain_order=True).to_list()
-        distinct[f.name] = u or [None]
-    length = max(len(u) for u in distinct.values())
-    frame = pd.DataFrame(
-        {
-            f.name: np.array(
-                [distinct[f.name][i % len(distinct[f.name])] for i in range(length)],
-                dtype=float if values.schema[f.name] == pl.Float64 else object,
-            )
-            for f in runner.columns
-        }
-    )
-    return frame, distinct
-
-
 def _full_frame(values, runner: SuiteRunner):
+    """A pandas frame of the suite's columns. Integers go in as float64 (missing = NaN), so GX compares them
+    vectorised; everything else as Python objects (None for missing)."""
     import numpy as np
     import pandas as pd
-    import polars as pl
 
     return pd.DataFrame(
         {
-            f.name: np.array(values[f.name].to_list(), dtype=float if values.schema[f.name] == pl.Float64 else object)
+            f.name: values[f.name].to_numpy() if f.type == "int" else np.array(values[f.name].to_list(), dtype=object)
             for f in runner.columns
         }
     )
 
 
 def suite_reasons(values, kind: str) -> dict[int, list[dict]]:
-    """The GX suite of the kind on a normalised batch (certpipe.core.columns): reasons by row, in the suite's
-    order. With per-value expectations only, GX sees each column's distinct values once."""
-    import polars as pl
-
+    """The GX suite of the kind on a normalised batch (certpipe.core.columns), once: reasons by row, in the
+    suite's order."""
     runner = suite_runner(kind)
     out: dict[int, list[dict]] = {}
     if not len(values):
         return out
-    if not runner.per_value:
-        for column, rule, rows in runner.failures(_full_frame(values, runner)):
-            for i in rows:
-                out.setdefault(i, []).append(reason(column, rule))
-        return out
-    frame, distinct = _distinct_frame(values, runner)
-    for column, rule, idx in runner.failures(frame):
-        u = distinct[column]
-        bad = {i % len(u) for i in idx}
-        bad_values = [u[i] for i in bad if u[i] is not None]
-        s = values[column]
-        hit = s.is_in(pl.Series(bad_values, dtype=s.dtype)) if bad_values else pl.repeat(False, len(s), eager=True)
-        if any(u[i] is None for i in bad):
-            hit = hit | s.is_null()
+    for column, rule, rows in runner.failures(_full_frame(values, runner)):
         why = reason(column, rule)
-        for i in hit.fill_null(value=False).arg_true().to_list():
+        for i in rows:
             out.setdefault(i, []).append(why)
     return out
 
