@@ -241,9 +241,9 @@ def fork_call(fn: Callable, *args):
 
 
 def _child(name: str, dsn: str, n: int, batch_size: int) -> dict:
-    from devtools import bench_excel
+    from devtools import bench_excel, bench_peers
 
-    out = (STEPS.get(name) or bench_excel.STEPS[name])(dsn, n, batch_size)
+    out = (STEPS.get(name) or bench_excel.STEPS.get(name) or bench_peers.STEPS[name])(dsn, n, batch_size)
     out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; this child's own
     return out
 
@@ -342,7 +342,9 @@ PLAN = [
     ("first_load", "gx", ()),
     ("unchanged_rerun", "gx", ()),
     ("changed_10pct", "gx", ()),
+    ("peer_pandas_gx_upsert", "gx", ()),
     ("excel_end_to_end", "gx", ("certpipe.sources.excel.inbox", "airflow.sdk")),
+    ("peer_dlt_merge", "main", ("dlt",)),
 ]
 
 
@@ -428,9 +430,12 @@ def report(
     results: dict, imports: dict[str, float], n: int, excel: dict | None = None, gx_init: float | None = None
 ) -> tuple[list[dict], list[dict]]:
     base = _rate(results["copy_baseline"])
+    ours = _rate(results["first_load"])
     rows = []
     for name, r in results.items():
         rate = _rate(r)
+        if name.startswith("peer_") and rate and ours:
+            r["note"] = f"{rate / ours:.2f} x our first load; " + r.get("note", "")
         rows.append(
             {
                 "step": name,
@@ -580,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     import psycopg
 
     from certpipe import warehouse
-    from devtools import bench_excel
+    from devtools import bench_excel, bench_peers
     from devtools.embedded_pg import EmbeddedPostgres, free_port
 
     logging.disable(logging.INFO)  # inherited by the forked steps
@@ -630,16 +635,21 @@ def main(argv: list[str] | None = None) -> int:
             call, fork = procs[where]
             if modules:  # even for a skipped step: what later steps find preloaded stays the same
                 timed(f"preload {' '.join(modules)}", call, preload, modules)
-            if a.quick and name in bench_excel.SKIP_QUICK:
+            if a.quick and (name in bench_excel.SKIP_QUICK or name in bench_peers.SKIP_QUICK):
                 continue
             if name in bench_excel.STEPS:
                 excel[name] = timed(name, fork, _child, name, excel_dsn, excel_rows, 0)
             else:
                 results[name] = timed(name, fork, _child, name, dsn, n, a.batch_size)
+        core_refused = None
+        if "peer_pandas_gx_upsert" in results:
+            core_refused = fork_call(bench_peers.core_refusals, dsn, n, a.batch_size)
         excel = {k: excel[k] for k in bench_excel.STEPS if k in excel}  # table order
         excel["excel_read"]["note"] += "; " + bench_excel.file_note(xlsx, written)
         imports = timed("import_time (forked from the interpreter with airflow.sdk)", dag_import_times, dag_proc)
     checks = check_counts(results, n)
+    if core_refused is not None:
+        checks.append(bench_peers.refusal_check(results["peer_pandas_gx_upsert"], core_refused))
     rows, targets = report(results, imports, n, excel, gx_init)
     print(f"\nIngestion bench: {n:,} GCS records, batches of {a.batch_size:,}, seed {SEED}, {os.cpu_count()} CPUs\n")
     print_table(rows, targets, checks)
