@@ -23,13 +23,10 @@ from certpipe.core.ingest import (
     APPLY_KNOWN_SQL,
     CERT_COPY,
     KEYS,
-    KNOWN_SQL,
-    NEW_IDS_SQL,
     OUTCOME_COPY,
     SOURCE_COPY,
     STAGE_COLS,
     STAGE_DDL,
-    TOUCH_SQL,
     BatchResult,
     _gc_paused,
     _iso_date,
@@ -38,13 +35,48 @@ from certpipe.core.ingest import (
     cert_key,
     content_hash,
     log,
-    lookup_resent,
     raw_hash,
 )
 from certpipe.core.normalize import normalise
 from certpipe.core.rules import _d, cert_number, nationality, not_future, now_local, person_id
 from certpipe.core.schema import KindSpec, kind_spec, reason
 from certpipe.core.validate import suite_runner
+
+# The earlier SQL of the look-ups and of the touch of re-sent records.
+KNOWN_SQL = """
+SELECT cert_key, cert_id, status, content_hash, last_source FROM wh.certificate
+WHERE kind = %s AND cert_key = ANY(%s) ORDER BY cert_id FOR UPDATE
+"""
+
+# Ids for new certificates: usually one contiguous run (then only its ends come back), else the list.
+NEW_IDS_SQL = """
+WITH v AS (SELECT nextval((SELECT pg_get_serial_sequence('wh.certificate', 'cert_id'))::regclass) AS id
+           FROM generate_series(1, %s))
+SELECT min(id), max(id), CASE WHEN max(id) - min(id) + 1 <> count(*) THEN array_agg(id ORDER BY id) END FROM v
+"""
+
+RESENT_SQL = """
+SELECT DISTINCT ON (raw_hash) raw_hash, s.cert_id, c.cert_key, c.content_hash
+FROM wh.certificate_source s JOIN wh.certificate c USING (cert_id)
+WHERE s.source = %s AND s.source_ref = %s AND s.raw_hash = ANY(%s) AND c.kind = %s
+"""
+
+TOUCH_SQL = """
+UPDATE wh.certificate_source s SET last_batch_id = %(batch)s, last_seen_at = now()
+FROM unnest(%(ids)s::bigint[]) AS t(cert_id)
+WHERE s.cert_id = t.cert_id AND s.source = %(source)s AND s.source_ref = %(source_ref)s
+"""
+
+
+def lookup_resent(
+    conn: psycopg.Connection, *, kind: str, source: str, source_ref: str, raws: Sequence[bytes]
+) -> dict[bytes, tuple]:
+    """Raw hashes this source already sent for stored certificates: those records need no new work."""
+    return {
+        h: (cert_id, key, chash)
+        for h, cert_id, key, chash in conn.execute(RESENT_SQL, (source, source_ref, list(set(raws)), kind))
+    }
+
 
 # Fields of a staged (valid, to be applied) record.
 ROW, RID, KEY, FAC, ISS, PER, EVT, DOC, HASH, RAW = range(10)

@@ -157,9 +157,11 @@ def _state(conn, batch: int) -> dict:
     out["versions"] = conn.execute(
         "SELECT cert_id, version, record, content_hash, batch_id, source FROM wh.certificate_version ORDER BY 1, 2"
     ).fetchall()
+    # Not last_batch_id: the row-by-row path moved it for every identical re-send, the columnar one leaves the
+    # provenance row as it is (the re-send's outcome row records it).
     out["provenance"] = conn.execute(
-        "SELECT cert_id, source, source_ref, source_record_id, content_hash, raw_hash, first_batch_id, "
-        "last_batch_id FROM wh.certificate_source ORDER BY 1, 2, 3"
+        "SELECT cert_id, source, source_ref, source_record_id, content_hash, raw_hash, first_batch_id "
+        "FROM wh.certificate_source ORDER BY 1, 2, 3"
     ).fetchall()
     out["disagreements"] = conn.execute(
         "SELECT cert_id, fields, source_a, version_a, source_b, batch_id, row_no, outcome "
