@@ -226,7 +226,8 @@ class Prepared:
     kind: str
     source: str
     source_ref: str
-    records: Sequence
+    n: int  # records in the batch
+    payloads: dict[int, object]  # row -> the record as received, for the refused rows (kept to be returned)
     ids: list
     raws: list[bytes]
     resent: dict[bytes, tuple]  # raw hash -> (cert_id, cert_key, content_hash) already stored from this source
@@ -362,7 +363,8 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
         kind=kind,
         source=source,
         source_ref=source_ref,
-        records=records,
+        n=n,
+        payloads={i: records[i] for i in reasons},
         ids=ids,
         raws=raws,
         resent=resent,
@@ -394,7 +396,7 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
     """
     kind, source, source_ref = p.kind, p.source, p.source_ref
     spec = kind_spec(kind)
-    n = len(p.records)
+    n = p.n
     result = BatchResult(batch_id=batch_id, kind=kind, received=n)
     counts: Counter = Counter()
     rules: Counter = Counter()
@@ -518,7 +520,7 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
         if refused:
             with conn.cursor().copy("COPY wh.refused_record (batch_id, row_no, payload) FROM STDIN") as copy:
                 for i in refused:
-                    rec = p.records[i]
+                    rec = p.payloads[i]
                     copy.write_row(
                         (
                             batch_id,
