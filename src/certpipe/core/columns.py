@@ -44,23 +44,20 @@ def value_outcome(fn, width: int | None, memo: dict | None, value):
 @dataclass
 class Columns:
     """A normalised batch: `values` (one column per canonical field; integers as Float64, as GX sees them),
-    `fragments` (each value's canonical JSON fragment), `reasons` (row -> normalisation refusals, rows with
-    none left out) and `empty` (rows with no field at all: nothing to check, no certificate key)."""
+    `docs` (each row's canonical JSON), `reasons` (row -> normalisation refusals, rows with none left out) and
+    `empty` (rows with no field at all: nothing to check, no certificate key)."""
 
     values: pl.DataFrame
-    fragments: pl.DataFrame
+    docs: pl.Series
     reasons: dict[int, list[dict]]
     empty: pl.Series
 
-    def canonical_json(self, rows: pl.Series | None = None) -> pl.Series:
-        """The canonical JSON of each row (of `rows`, if given): its fragments in sorted field order."""
-        frags = self.fragments if rows is None else self.fragments.filter(rows)
-        names = sorted(frags.columns)
-        return frags.select(
-            pl.concat_str([pl.lit("{"), pl.concat_str(names, separator=",", ignore_nulls=True), pl.lit("}")]).alias(
-                "doc"
-            )
-        ).to_series()
+
+def _docs(frags: pl.DataFrame) -> pl.Series:
+    """The canonical JSON of each row: its fields' fragments in sorted field order."""
+    names = sorted(frags.columns)
+    doc = pl.concat_str([pl.lit("{"), pl.concat_str(names, separator=",", ignore_nulls=True), pl.lit("}")])
+    return frags.select(doc.alias("doc")).to_series()
 
 
 def _dtype(f) -> pl.DataType:
@@ -222,21 +219,21 @@ def normalise_columns(records: Sequence, spec: KindSpec) -> Columns:
             got = values, frags, {j: r for j, r in enumerate(why) if r}
         parts.append((rows, *got))
     reasons: dict[int, list[dict]] = {}
-    frames, frag_frames = [], []
+    frames, docs = [], []
     for rows, values, frags, why in parts:
         m = len(rows)
         frames.append(_frame(values, m, spec, _dtype))
-        frag_frames.append(_frame(frags, m, spec, lambda _f: pl.String))
+        docs.append(_docs(_frame(frags, m, spec, lambda _f: pl.String)))  # the fragments go once joined
         for j, r in why.items():
             reasons[rows[j]] = r
     if len(parts) == 1:
-        values_df, frags_df = frames[0], frag_frames[0]
+        values_df, docs_s = frames[0], docs[0]
     elif parts:
         order = pl.Series([i for rows, *_ in parts for i in rows]).arg_sort()
         values_df = pl.concat(frames)[order]
-        frags_df = pl.concat(frag_frames)[order]
+        docs_s = pl.concat(docs)[order]
     else:
         values_df = _frame({}, 0, spec, _dtype)
-        frags_df = _frame({}, 0, spec, lambda _f: pl.String)
+        docs_s = pl.Series("doc", [], dtype=pl.String)
     empty = values_df.select(~pl.any_horizontal(pl.all().is_not_null())).to_series() if n else pl.Series([], dtype=bool)
-    return Columns(values=values_df, fragments=frags_df, reasons=reasons, empty=empty)
+    return Columns(values=values_df, docs=docs_s, reasons=reasons, empty=empty)

@@ -323,8 +323,9 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
     )
     valid = ~keyed["row"].is_in(list(reasons)) & ~cols.empty if reasons else ~cols.empty
     refused_keys = dict(zip(*keyed.filter(~valid).select("row", "key"), strict=True)) if len(keyed) else {}
-    rows = keyed.filter(valid).with_columns(doc=cols.canonical_json(valid))
-    hashes = [content_hash(d) for d in rows["doc"].cast(pl.Binary).to_list()]
+    rows = keyed.filter(valid).with_columns(doc=cols.docs.filter(valid))
+    docs = rows["doc"].cast(pl.Binary)
+    hashes = [h for at in range(0, len(docs), 5000) for h in map(content_hash, docs.slice(at, 5000).to_list())]
     rows = rows.with_columns(hash=pl.Series(hashes, dtype=pl.Binary))
     row_list, key_list = rows["row"].to_list(), rows["key"].to_list()
     staged: dict[str, int] = dict(zip(key_list, row_list, strict=True))  # first position, last row of each key
