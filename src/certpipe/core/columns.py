@@ -60,7 +60,7 @@ def _docs(frags: pl.DataFrame) -> pl.Series:
     return frags.select(doc.alias("doc")).to_series()
 
 
-def _dtype(f) -> pl.DataType:
+def _dtype(f) -> type[pl.DataType]:
     return pl.Float64 if f.type == "int" else pl.String
 
 
@@ -140,7 +140,9 @@ def _any_column(values: list, step: tuple, f, prefix: str) -> tuple[pl.Series, p
     _key, _name, fn, width, memo = step
     dtype = _dtype(f)
     seen: dict = {}
-    norm, frag, fails = [], [], {}
+    norm: list = []
+    frag: list[str | None] = []
+    fails: dict[int, str] = {}
     for i, v in enumerate(values):
         try:
             key = (v.__class__, v)
@@ -166,7 +168,9 @@ def _group(records: list, keys: tuple, spec: KindSpec) -> tuple[dict, dict, dict
     names = [s[1] for s in steps]
     if len(set(names)) != len(names):
         return None
-    values, frags, reasons = {}, {}, {}
+    values: dict[str, pl.Series] = {}
+    frags: dict[str, pl.Series] = {}
+    reasons: dict[int, list[dict]] = {}
     for step in steps:
         key, name = step[0], step[1]
         column = list(map(operator.itemgetter(key), records))
@@ -214,9 +218,8 @@ def normalise_columns(records: Sequence, spec: KindSpec) -> Columns:
         recs = [records[i] for i in rows] if len(groups) > 1 else list(records)
         got = _group(recs, keys, spec) if keys is not None else None
         if got is None:  # not records, or a field named twice: row by row
-            normed, why = normalise(recs, spec)
-            values, frags = _from_rows(normed, spec)
-            got = values, frags, {j: r for j, r in enumerate(why) if r}
+            normed, row_reasons = normalise(recs, spec)
+            got = (*_from_rows(normed, spec), {j: r for j, r in enumerate(row_reasons) if r})
         parts.append((rows, *got))
     reasons: dict[int, list[dict]] = {}
     frames, docs = [], []
@@ -235,5 +238,9 @@ def normalise_columns(records: Sequence, spec: KindSpec) -> Columns:
     else:
         values_df = _frame({}, 0, spec, _dtype)
         docs_s = pl.Series("doc", [], dtype=pl.String)
-    empty = values_df.select(~pl.any_horizontal(pl.all().is_not_null())).to_series() if n else pl.Series([], dtype=bool)
+    empty = (
+        values_df.select(~pl.any_horizontal(pl.all().is_not_null())).to_series()
+        if n
+        else pl.Series([], dtype=pl.Boolean)
+    )
     return Columns(values=values_df, docs=docs_s, reasons=reasons, empty=empty)

@@ -455,7 +455,8 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
         winners = dict(zip(new["key"].to_list(), cert_ids.to_list(), strict=True)) if len(new) else {}
         if known:
             used = json.dumps([reason(spec.key, "ALREADY_USED")], ensure_ascii=False)
-            stage, known_out = [], []
+            stage: list[tuple] = []
+            known_out: list[tuple] = []
             for t in rows.filter(~is_new).iter_rows(named=True):
                 key = t["key"]
                 cid, status, chash, _ = known[key]
@@ -472,8 +473,8 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
                 rules["ALREADY_USED"] = counts["refused"]
             conn.execute(STAGE_DDL)
             with conn.cursor().copy(f"COPY _stage ({', '.join(STAGE_COLS)}) FROM STDIN") as copy:
-                for t in stage:
-                    copy.write_row(t)
+                for staged_row in stage:
+                    copy.write_row(staged_row)
             if len(stage) > 1000:
                 conn.execute("ANALYZE _stage")
             conn.execute(APPLY_KNOWN_SQL, {"batch": batch_id, "source": source, "source_ref": source_ref})
@@ -494,7 +495,9 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
                 ).with_columns(outcome=pl.lit("unchanged"), reasons=pl.lit(None, pl.String))
             )
         counts["unchanged"] += len(resent_rows)
-        done = [(i, key, winners.get(key), "unchanged", None) for i, key, _ in p.earlier if i not in reasons]
+        done: list[tuple] = [
+            (i, key, winners.get(key), "unchanged", None) for i, key, _ in p.earlier if i not in reasons
+        ]
         counts["unchanged"] += len(done)
         refused = sorted(reasons)
         for i in refused:

@@ -53,7 +53,7 @@ class SuiteRunner:
 
         pandas_execution_engine.HASH_THRESHOLD = 0
 
-    def failures(self, df) -> list[tuple[str, str, list[int]]]:
+    def failures(self, df) -> list[tuple[str | None, str, list[int]]]:
         """(column, rule, indices of the rows that failed) per failed expectation, in the suite's order."""
         batch = self.batch_definition.get_batch(batch_parameters={"dataframe": df})
         result = batch.validate(
@@ -64,7 +64,7 @@ class SuiteRunner:
                 "partial_unexpected_count": 0,
             },
         )
-        out = []
+        out: list[tuple[str | None, str, list[int]]] = []
         for r in result.results:
             cfg = r.expectation_config
             if r.success:
@@ -130,9 +130,9 @@ def rule_reasons(values, empty, kind: str) -> dict[int, list[dict]]:
     from certpipe.core import rules
 
     now = rules.now_local()
-    out: dict[int, list[dict]] = {}
+    found_by_row: dict[int, list[list[dict]]] = {}  # row -> the reasons of each of its failed groups
     if not len(values):
-        return out
+        return {}
     checked = values.with_row_index("_row").filter(~empty)
     for check in rules.checks(kind):
         cols = [pl.col(f) if f in values.columns else pl.lit(None, pl.String).alias(f) for f in check.fields]
@@ -154,8 +154,8 @@ def rule_reasons(values, empty, kind: str) -> dict[int, list[dict]]:
         table = pl.DataFrame(failing, schema=keys.select(names).schema, orient="row").with_row_index("_found")
         hits = keys.join(table, on=names, how="inner", nulls_equal=True).select("_row", "_found")
         for row, j in hits.iter_rows():
-            out.setdefault(row, []).append(found[j])
-    return {row: [r for rs in lists for r in rs] for row, lists in out.items()}
+            found_by_row.setdefault(row, []).append(found[j])
+    return {row: [r for rs in lists for r in rs] for row, lists in found_by_row.items()}
 
 
 def _map_distinct(s, fn):
