@@ -1,8 +1,11 @@
 """Throughput and memory bench of the ingestion core (a backfill of synthetic birth certificates).
 
     python -m devtools.bench [--quick] [--records N] [--batch-size B] [--pg-url URL] [--json PATH]
+                             [--durability relaxed|durable] [--backfill N]
 
-Not a test: prints a table of figures and the targets met or missed. PostgreSQL comes from --pg-url,
+Over 400 lines: the steps, the forking machinery and the report belong together; the Excel steps, the peers
+(devtools/bench_peers.py: pandas + GX + upsert, dlt merge) and the long backfill (devtools/bench_backfill.py)
+live apart. Not a test: prints a table of figures and the targets met or missed. PostgreSQL comes from --pg-url,
 else CERTPIPE_BENCH_PG_URL, else an embedded server in a temp dir. A fresh database is created and
 migrated. Each measured step runs in its own forked child, so its peak RSS is that child's own, from a parent
 that has already imported what the step uses and little more: light steps fork from the bench process,
@@ -10,7 +13,9 @@ the GX steps from a preloader process that imports pandas and builds the GX cont
 excluded from the rates) in the background while PostgreSQL starts. The child regenerates the records from the
 fixed seed, batch by batch, and only the work of the step is timed. The database carries over between steps,
 so they run in order. DAG import times: children forked from one fresh interpreter that imported airflow.sdk.
-Output holds counts only.
+The embedded server runs with explicit durability settings (--durability; printed with the table), and each step
+notes its CPU per record in Python and in PostgreSQL: on a machine shared with other work, CPU per record and
+ratios from the same run are the figures to compare. Output holds counts only.
 """
 
 from __future__ import annotations
