@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import json
 import logging
 import time
@@ -31,12 +32,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import msgspec
+import polars as pl
 import psycopg
 from psycopg.types.json import Jsonb
 
-from certpipe.core.normalize import normalise
+from certpipe.core.columns import normalise_columns
 from certpipe.core.schema import kind_spec, reason
-from certpipe.core.validate import validate
+from certpipe.core.validate import validate_columns
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +96,11 @@ def cert_key(kind: str, rec: Mapping) -> str | None:
     return None
 
 
+_HASH_BYTES = 16
+
+
 def content_hash(record_json: bytes) -> bytes:
-    return hashlib.blake2b(record_json, digest_size=16).digest()
+    return hashlib.blake2b(record_json, digest_size=_HASH_BYTES).digest()
 
 
 def _iso_date(v: str | None) -> str | None:
@@ -116,12 +121,15 @@ def canonical_json(doc) -> bytes:
 
 
 def raw_hash(raw) -> bytes:
-    return hashlib.blake2b(canonical_json(raw), digest_size=16).digest()
+    return hashlib.blake2b(canonical_json(raw), digest_size=_HASH_BYTES).digest()
 
 
+# Keys and hashes go to the server as one value each (keys one per line; hashes 16 bytes each, end to end):
+# 50,000 array elements cost the client more than the look-up costs the server. No key holds a line break
+# (normalised text never does).
 KNOWN_SQL = """
 SELECT cert_key, cert_id, status, content_hash, last_source FROM wh.certificate
-WHERE kind = %s AND cert_key = ANY(%s) ORDER BY cert_id FOR UPDATE
+WHERE kind = %s AND cert_key = ANY(string_to_array(%s, E'\\n')) ORDER BY cert_id FOR UPDATE
 """
 
 # Ids for new certificates: usually one contiguous run (then only its ends come back), else the list.
@@ -134,13 +142,9 @@ SELECT min(id), max(id), CASE WHEN max(id) - min(id) + 1 <> count(*) THEN array_
 RESENT_SQL = """
 SELECT DISTINCT ON (raw_hash) raw_hash, s.cert_id, c.cert_key, c.content_hash
 FROM wh.certificate_source s JOIN wh.certificate c USING (cert_id)
-WHERE s.source = %s AND s.source_ref = %s AND s.raw_hash = ANY(%s) AND c.kind = %s
-"""
-
-TOUCH_SQL = """
-UPDATE wh.certificate_source s SET last_batch_id = %(batch)s, last_seen_at = now()
-FROM unnest(%(ids)s::bigint[]) AS t(cert_id)
-WHERE s.cert_id = t.cert_id AND s.source = %(source)s AND s.source_ref = %(source_ref)s
+WHERE s.source = %(source)s AND s.source_ref = %(source_ref)s AND c.kind = %(kind)s
+  AND s.raw_hash = ANY(ARRAY(SELECT substring(%(hashes)s::bytea FROM i * 16 + 1 FOR 16)
+                             FROM generate_series(0, length(%(hashes)s::bytea) / 16 - 1) AS i))
 """
 
 # Valid records of certificates already in the warehouse (their rows are locked by KNOWN_SQL).
@@ -215,10 +219,6 @@ OUTCOME_COPY = (
 )
 
 
-# Fields of a staged (valid, to be applied) record.
-ROW, RID, KEY, FAC, ISS, PER, EVT, DOC, HASH, RAW = range(10)
-
-
 @dataclass
 class Prepared:
     """One batch normalised and validated, ready to apply: no database work left but the upsert."""
@@ -226,24 +226,28 @@ class Prepared:
     kind: str
     source: str
     source_ref: str
-    records: Sequence
+    n: int  # records in the batch
+    payloads: dict[int, object]  # row -> the record as received, for the refused rows (kept to be returned)
     ids: list
     raws: list[bytes]
     resent: dict[bytes, tuple]  # raw hash -> (cert_id, cert_key, content_hash) already stored from this source
-    rows: list
-    reasons: list[list[dict]]
-    staged: dict[str, tuple]  # cert_key -> staged record (the last valid record of the key in the batch)
-    earlier: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row_no, key, hash): superseded copies
+    reasons: dict[int, list[dict]]  # row -> refusal reasons (rows with none are left out)
+    refused_keys: dict[int, str | None]  # row -> certificate key of a refused row
+    staged: dict[str, int]  # cert_key -> row of the last valid record of the key in the batch
+    # the staged records, in `staged` order: row, key, facility, issued, person, event, doc (canonical JSON), hash
+    rows: pl.DataFrame
+    earlier: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row, key, hash): superseded copies
 
 
 def lookup_resent(
     conn: psycopg.Connection, *, kind: str, source: str, source_ref: str, raws: Sequence[bytes]
 ) -> dict[bytes, tuple]:
     """Raw hashes this source already sent for stored certificates: those records need no new work."""
-    return {
-        h: (cert_id, key, chash)
-        for h, cert_id, key, chash in conn.execute(RESENT_SQL, (source, source_ref, list(set(raws)), kind))
-    }
+    hashes = b"".join(set(raws))
+    if any(len(h) != _HASH_BYTES for h in raws):
+        raise ValueError("raw hashes are 16 bytes")
+    params = {"source": source, "source_ref": source_ref, "kind": kind, "hashes": hashes}
+    return {h: (cert_id, key, chash) for h, cert_id, key, chash in conn.execute(RESENT_SQL, params)}
 
 
 @contextmanager
@@ -275,6 +279,23 @@ def prepare(
         return _prepare(kind, source, source_ref, records, record_ids, refusals, raws, resent)
 
 
+def _key_expr(kind: str) -> pl.Expr:
+    """cert_key() as a polars expression over the canonical columns."""
+    k = KEYS[kind]
+    p = [pl.col(f) for f in k["fallback"]]
+    return (
+        pl.when(pl.col(k["key"]).is_not_null())
+        .then(pl.col(k["key"]))
+        .when(p[0].is_not_null() & p[2].is_not_null() & p[3].is_not_null())
+        .then(pl.concat_str([pl.lit(k["prefix"]), p[0], p[1].fill_null(""), p[2], p[3]], separator=":"))
+    )
+
+
+def _map_distinct(s: pl.Series, fn) -> pl.Series:
+    distinct = s.drop_nulls().unique().to_list()
+    return s.replace_strict(distinct, [fn(v) for v in distinct], default=None, return_dtype=pl.String)
+
+
 def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, resent) -> Prepared:
     spec = kind_spec(kind)
     k = KEYS[kind]
@@ -282,70 +303,90 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
     ids = list(record_ids) if record_ids is not None else [None] * n
     raws = raws if raws is not None else [raw_hash(r) for r in records]
     resent = resent or {}
-    todo = [i for i in range(n) if raws[i] not in resent] if resent else range(n)
+    todo = [i for i in range(n) if raws[i] not in resent] if resent else None  # None: every row
 
-    rows: list[dict | None] = [None] * n
-    reasons: list[list[dict]] = [[] for _ in range(n)]
-    sub_rows, prior = normalise([records[i] for i in todo], spec)
-    for i, row, why in zip(todo, sub_rows, validate(sub_rows, spec, prior), strict=True):
-        rows[i], reasons[i] = row, why
+    cols = normalise_columns([records[i] for i in todo] if todo is not None else records, spec)
+    validate_columns(cols, kind)
+    at = todo.__getitem__ if todo is not None else int  # row of the batch of a normalised row
+    reasons = {at(j): why for j, why in cols.reasons.items()}
     for i, why in (refusals or {}).items():
-        reasons[i] = [*reasons[i], *why]
+        reasons[i] = [*reasons.get(i, []), *why]
 
-    # Valid rows: canonical JSON, hash, key. In-batch duplicates: the last record of a key wins.
-    staged: dict[str, tuple] = {}
+    # Valid rows: key, canonical JSON, hash. In-batch duplicates: the last record of a key wins.
+    keyed = cols.values.select(
+        pl.Series("row", todo if todo is not None else range(len(cols.values)), dtype=pl.Int64),
+        _key_expr(kind).alias("key"),
+        pl.col(k["facility"]).alias("facility"),
+        pl.col(k["issued"]).alias("issued"),
+        pl.col(k["person"]).alias("person"),
+        pl.col(k["event"]).alias("event"),
+    )
+    valid = ~keyed["row"].is_in(list(reasons)) & ~cols.empty if reasons else ~cols.empty
+    refused_keys = dict(zip(*keyed.filter(~valid).select("row", "key"), strict=True)) if len(keyed) else {}
+    rows = keyed.filter(valid).with_columns(doc=cols.docs.filter(valid))
+    docs = rows["doc"].cast(pl.Binary)
+    hashes = [h for at in range(0, len(docs), 5000) for h in map(content_hash, docs.slice(at, 5000).to_list())]
+    rows = rows.with_columns(hash=pl.Series(hashes, dtype=pl.Binary))
+    row_list, key_list = rows["row"].to_list(), rows["key"].to_list()
+    staged: dict[str, int] = dict(zip(key_list, row_list, strict=True))  # first position, last row of each key
+    at_row = dict(zip(row_list, range(len(row_list)), strict=True)) if len(staged) < len(row_list) or resent else {}
     earlier: list[tuple[int, str, bytes]] = []
-    fk, ik, pk, ek = k["facility"], k["issued"], k["person"], k["event"]
-    for i in todo:
-        if reasons[i]:
-            continue
-        row = rows[i]
-        key = cert_key(kind, row)
-        doc = canonical_json(row)
-        h = content_hash(doc)
-        prev = staged.get(key)
-        if prev is not None:
-            earlier.append((prev[ROW], key, prev[HASH]))
-        staged[key] = (
-            i + 1,
-            ids[i],
-            key,
-            row.get(fk),
-            _iso_date(row.get(ik)),
-            row.get(pk),
-            _iso_ts(row.get(ek)),
-            doc.decode(),
-            h,
-            raws[i],
-        )
+    if len(staged) < len(row_list):  # the same certificate more than once: the earlier copies
+        last: dict[str, int] = {}
+        for i, key in zip(row_list, key_list, strict=True):
+            if key in last:
+                earlier.append((last[key], key, hashes[at_row[last[key]]]))
+            last[key] = i
+    dup = [reason(spec.key, "DUPLICATE_IN_BATCH")]
     if resent:
         # A re-sent record (identical to what is stored) that comes after a different copy of the same
         # certificate in this batch wins: the earlier copy must not overwrite it.
         resent_last = {resent[raws[i]][1]: i for i in range(n) if raws[i] in resent}
-        for key in [key for key, t in staged.items() if resent_last.get(key, -1) > t[ROW] - 1]:
-            reasons[staged.pop(key)[ROW] - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
+        for key in [key for key, i in staged.items() if resent_last.get(key, -1) > i]:
+            i = staged.pop(key)
+            reasons[i], refused_keys[i] = list(dup), key
         # ...and a re-sent record followed by a different copy of the same certificate loses to it.
         for i in range(n):
             if raws[i] in resent:
                 _, key, chash = resent[raws[i]]
-                if key in staged and staged[key][ROW] - 1 > i and staged[key][HASH] != chash:
-                    reasons[i] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
-    for row_no, key, h in earlier:
-        if key not in staged or h != staged[key][HASH]:
-            reasons[row_no - 1] = [reason(spec.key, "DUPLICATE_IN_BATCH")]
+                if key in staged and staged[key] > i and hashes[at_row[staged[key]]] != chash:
+                    reasons[i] = list(dup)
+    for i, key, h in earlier:
+        if key not in staged or h != hashes[at_row[staged[key]]]:
+            reasons[i], refused_keys[i] = list(dup), key
+    if len(staged) < len(row_list):
+        order = pl.DataFrame({"row": pl.Series(list(staged.values()), dtype=pl.Int64)})
+        rows = order.join(rows, on="row", how="left", maintain_order="left")
+    rows = rows.with_columns(
+        issued=_map_distinct(rows["issued"], _iso_date), event=_map_distinct(rows["event"], _iso_ts)
+    )
     return Prepared(
         kind=kind,
         source=source,
         source_ref=source_ref,
-        records=records,
+        n=n,
+        payloads={i: records[i] for i in reasons},
         ids=ids,
         raws=raws,
         resent=resent,
-        rows=rows,
         reasons=reasons,
+        refused_keys=refused_keys,
         staged=staged,
+        rows=rows,
         earlier=earlier,
     )
+
+
+def _copy_csv(conn: psycopg.Connection, sql: str, frame: pl.DataFrame) -> None:
+    """COPY a frame (its columns in the statement's order) as CSV written by polars: no Python per row."""
+    buf = io.BytesIO()
+    frame.write_csv(buf, include_header=False, quote_style="necessary")
+    with conn.cursor().copy(sql + " (FORMAT csv)") as copy:
+        copy.write(buf.getbuffer())
+
+
+def _hex(col: str) -> pl.Expr:
+    return pl.concat_str(pl.lit("\\x"), pl.col(col).bin.encode("hex"))
 
 
 def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
@@ -356,82 +397,134 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
     """
     kind, source, source_ref = p.kind, p.source, p.source_ref
     spec = kind_spec(kind)
-    n = len(p.records)
+    n = p.n
     result = BatchResult(batch_id=batch_id, kind=kind, received=n)
     counts: Counter = Counter()
     rules: Counter = Counter()
-    outcomes: list[tuple] = []  # wh.batch_record rows
+    outcomes: list[pl.DataFrame] = []  # wh.batch_record rows: row, cert_key, cert_id, outcome, reasons
+    ids = pl.Series("rid", p.ids, dtype=pl.String, strict=False)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_IDS[kind],))
         # Known certificates are locked first, so a registrar marking one used cannot slip in between.
-        known = {r[0]: r[1:] for r in conn.execute(KNOWN_SQL, (kind, list(p.staged)))} if p.staged else {}
-        new = [t for key, t in p.staged.items() if key not in known]
-        winners: dict[str, int] = {}
-        if new:
+        known = {r[0]: r[1:] for r in conn.execute(KNOWN_SQL, (kind, "\n".join(p.staged)))} if p.staged else {}
+        rows = p.rows.with_columns(rid=ids.gather(p.rows["row"]) if len(p.rows) else pl.lit(None, pl.String))
+        is_new = ~rows["key"].is_in(list(known)) if known else pl.repeat(True, len(rows), eager=True)
+        new = rows.filter(is_new)
+        cert_ids = pl.Series("cert_id", [], dtype=pl.Int64)
+        if len(new):
             lo, hi, listed = conn.execute(NEW_IDS_SQL, (len(new),)).fetchone()
-            cert_ids = listed or range(lo, hi + 1)
-            with conn.cursor().copy(CERT_COPY) as copy:
-                for cid, t in zip(cert_ids, new, strict=True):
-                    copy.write_row(
-                        (cid, kind, t[KEY], t[FAC], t[ISS], t[PER], t[EVT], t[DOC], t[HASH], batch_id, batch_id, source)
-                    )
-            with conn.cursor().copy(SOURCE_COPY) as copy:
-                for cid, t in zip(cert_ids, new, strict=True):
-                    copy.write_row((cid, source, source_ref, t[RID], t[HASH], t[RAW], batch_id, batch_id))
-            for cid, t in zip(cert_ids, new, strict=True):
-                winners[t[KEY]] = cid
-                outcomes.append((batch_id, t[ROW], t[RID], t[KEY], cid, "stored", None))
+            cert_ids = pl.Series("cert_id", listed or range(lo, hi + 1), dtype=pl.Int64)
+            new = new.with_columns(cert_ids)
+            _copy_csv(
+                conn,
+                CERT_COPY,
+                new.select(
+                    "cert_id",
+                    pl.lit(kind).alias("kind"),
+                    "key",
+                    "facility",
+                    "issued",
+                    "person",
+                    "event",
+                    "doc",
+                    _hex("hash").alias("hash"),
+                    pl.lit(batch_id).alias("first"),
+                    pl.lit(batch_id).alias("last"),
+                    pl.lit(source).alias("source"),
+                ),
+            )
+            raw = pl.Series([p.raws[i] for i in new["row"].to_list()], dtype=pl.Binary)
+            _copy_csv(
+                conn,
+                SOURCE_COPY,
+                new.with_columns(raw=raw).select(
+                    "cert_id",
+                    pl.lit(source).alias("source"),
+                    pl.lit(source_ref).alias("source_ref"),
+                    "rid",
+                    _hex("hash").alias("hash"),
+                    _hex("raw").alias("raw"),
+                    pl.lit(batch_id).alias("first"),
+                    pl.lit(batch_id).alias("last"),
+                ),
+            )
+            outcomes.append(
+                new.select("row", "key", "cert_id", outcome=pl.lit("stored"), reasons=pl.lit(None, pl.String))
+            )
             counts["stored"] += len(new)
+        winners = dict(zip(new["key"].to_list(), cert_ids.to_list(), strict=True)) if len(new) else {}
         if known:
             used = json.dumps([reason(spec.key, "ALREADY_USED")], ensure_ascii=False)
-            stage = []
-            for key, (cid, status, chash, _) in known.items():
-                t = p.staged[key]
-                outcome = "unchanged" if chash == t[HASH] else "refused" if status == "used" else "updated"
-                stage.append((cid, t[ROW], t[RID], t[FAC], t[ISS], t[PER], t[EVT], t[DOC], t[HASH], t[RAW], outcome))
+            stage: list[tuple] = []
+            known_out: list[tuple] = []
+            for t in rows.filter(~is_new).iter_rows(named=True):
+                key = t["key"]
+                cid, status, chash, _ = known[key]
+                outcome = "unchanged" if chash == t["hash"] else "refused" if status == "used" else "updated"
+                stage.append(
+                    (cid, t["row"] + 1, t["rid"], t["facility"], t["issued"], t["person"], t["event"], t["doc"],
+                     t["hash"], p.raws[t["row"]], outcome)
+                )  # fmt: skip
                 winners[key] = cid
-                outcomes.append((batch_id, t[ROW], t[RID], key, cid, outcome, used if outcome == "refused" else None))
+                known_out.append((t["row"], key, cid, outcome, used if outcome == "refused" else None))
                 counts[outcome] += 1
+            outcomes.append(_outcome_frame(known_out))
             if counts["refused"]:
                 rules["ALREADY_USED"] = counts["refused"]
             conn.execute(STAGE_DDL)
             with conn.cursor().copy(f"COPY _stage ({', '.join(STAGE_COLS)}) FROM STDIN") as copy:
-                for t in stage:
-                    copy.write_row(t)
+                for staged_row in stage:
+                    copy.write_row(staged_row)
             if len(stage) > 1000:
                 conn.execute("ANALYZE _stage")
             conn.execute(APPLY_KNOWN_SQL, {"batch": batch_id, "source": source, "source_ref": source_ref})
 
         # Records not staged: re-sent unchanged, refused by validation, earlier copies of a batch duplicate.
         resent, raws, reasons = p.resent, p.raws, p.reasons
-        resent_rows = [i for i in range(n) if raws[i] in resent and not reasons[i]] if resent else []
-        resent_ids = sorted({resent[raws[i]][0] for i in resent_rows})
-        if resent_ids:
-            conn.execute(TOUCH_SQL, {"batch": batch_id, "ids": resent_ids, "source": source, "source_ref": source_ref})
-        for i in resent_rows:
-            cert_id, key, _ = resent[raws[i]]
-            outcomes.append((batch_id, i + 1, p.ids[i], key, cert_id, "unchanged", None))
+        # Their provenance rows stay as they are: the outcome row says this batch sent them again.
+        resent_rows = [i for i in range(n) if raws[i] in resent and i not in reasons] if resent else []
+        if resent_rows:
+            got = [resent[raws[i]] for i in resent_rows]
+            outcomes.append(
+                pl.DataFrame(
+                    {
+                        "row": pl.Series(resent_rows, dtype=pl.Int64),
+                        "key": pl.Series([g[1] for g in got], dtype=pl.String),
+                        "cert_id": pl.Series([g[0] for g in got], dtype=pl.Int64),
+                    }
+                ).with_columns(outcome=pl.lit("unchanged"), reasons=pl.lit(None, pl.String))
+            )
         counts["unchanged"] += len(resent_rows)
-        for row_no, key, _ in p.earlier:
-            if not reasons[row_no - 1]:
-                outcomes.append((batch_id, row_no, p.ids[row_no - 1], key, winners.get(key), "unchanged", None))
-                counts["unchanged"] += 1
-        refused = [i for i, why in enumerate(reasons) if why]
+        done: list[tuple] = [
+            (i, key, winners.get(key), "unchanged", None) for i, key, _ in p.earlier if i not in reasons
+        ]
+        counts["unchanged"] += len(done)
+        refused = sorted(reasons)
         for i in refused:
             why = reasons[i]
-            row = p.rows[i]
-            key = cert_key(kind, row) if row else resent[raws[i]][1] if raws[i] in resent else None
-            outcomes.append((batch_id, i + 1, p.ids[i], key, None, "refused", json.dumps(why, ensure_ascii=False)))
+            key = p.refused_keys[i] if i in p.refused_keys else resent[raws[i]][1] if raws[i] in resent else None
+            done.append((i, key, None, "refused", json.dumps(why, ensure_ascii=False)))
             rules.update({r["code"] for r in why})
+        outcomes.append(_outcome_frame(done))
         counts["refused"] += len(refused)
-        outcomes.sort(key=lambda r: r[1])
-        with conn.cursor().copy(OUTCOME_COPY) as copy:
-            for r in outcomes:
-                copy.write_row(r)
+        out = pl.concat(outcomes).sort("row")
+        _copy_csv(
+            conn,
+            OUTCOME_COPY,
+            out.select(
+                pl.lit(batch_id).alias("batch"),
+                (pl.col("row") + 1).alias("row_no"),
+                ids.gather(out["row"]).alias("rid") if len(out) else pl.lit(None, pl.String).alias("rid"),
+                "key",
+                "cert_id",
+                "outcome",
+                "reasons",
+            ),
+        )
         if refused:
             with conn.cursor().copy("COPY wh.refused_record (batch_id, row_no, payload) FROM STDIN") as copy:
                 for i in refused:
-                    rec = p.records[i]
+                    rec = p.payloads[i]
                     copy.write_row(
                         (
                             batch_id,
@@ -468,6 +561,14 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
         {k: v for k, v in result.summary().items() if k not in ("batch_id", "kind")},
     )
     return result
+
+
+def _outcome_frame(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema={"row": pl.Int64, "key": pl.String, "cert_id": pl.Int64, "outcome": pl.String, "reasons": pl.String},
+        orient="row",
+    )
 
 
 def ingest(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 from certpipe import clock
@@ -70,11 +71,10 @@ def cert_number(field: str, value: str | None, facility: str | None, issued: dt.
     return out
 
 
-def address(rec: dict, province_field: str, commune_field: str, on: dt.datetime | None) -> list[dict]:
-    province, commune = rec.get(province_field), rec.get(commune_field)
-    if on is None or not (province or commune):
+def address(province_field: str, province, commune_field: str, commune, era: str | None) -> list[dict]:
+    """Province and commune codes of the administrative era of the record's date (None: no date, no check)."""
+    if era is None or not (province or commune):
         return []
-    era = ref.admin_era(on.date())
     out = []
     province_ok = province in ref.provinces(era) if province else False
     if province and not province_ok:
@@ -85,6 +85,11 @@ def address(rec: dict, province_field: str, commune_field: str, on: dt.datetime 
         elif province_ok and (province, commune) not in ref.commune_pairs(era):
             out.append(reason(commune_field, "COMMUNE_PROVINCE"))
     return out
+
+
+def era_of(value: str | None) -> str | None:
+    """The administrative era of a canonical date or date-time (None when missing)."""
+    return ref.admin_era(_moment(value).date()) if value else None
 
 
 def not_future(dates: dict[str, dt.datetime | None], now: dt.datetime) -> list[dict]:
@@ -98,63 +103,121 @@ def nationality(field: str, value: str | None) -> list[dict]:
     return []
 
 
-def check_birth(rec: dict, now: dt.datetime | None = None) -> list[dict]:
+@dataclass(frozen=True)
+class Check:
+    """One rule group: `fn(now, *values)` of the canonical `fields` (None when missing) returns reasons.
+
+    A group's outcome depends on its fields only, so the columnar validation evaluates it once per distinct
+    combination of them; a record's reasons are its groups' in this order. `era` marks the one input that is
+    a date read only for its administrative era (address codes)."""
+
+    fields: tuple[str, ...]
+    fn: Callable[..., list[dict]]
+    era: int | None = None  # index in `fields` of a value given as its era (era_of), not as the date itself
+
+
+def _key_missing(key: str, parts: tuple[str, str, str]) -> Check:
+    return Check((key, *parts), lambda _now, k, a, b, c: [] if k or (a and b and c) else [reason(key, "KEY_MISSING")])
+
+
+def _cert(key: str, facility: str, issued: str) -> Check:
+    return Check((key, facility, issued), lambda _now, v, fac, iss: cert_number(key, v, fac, _d(iss)))
+
+
+def _future(name: str) -> Check:
+    return Check((name,), lambda now, v: not_future({name: _d(v)}, now))
+
+
+def _order(field: str, variant: str, before: str, after: str, *, by_date: bool = False) -> Check:
+    """`before` must not come after `after`: reported on `field` (DATE_ORDER, `variant`)."""
+
+    def fn(_now, a, b):
+        a, b = _d(a), _d(b)
+        if a and b and ((a.date() > b.date()) if by_date else (a > b)):
+            return [reason(field, "DATE_ORDER", variant)]
+        return []
+
+    return Check((before, after), fn)
+
+
+def _mother_age(_now, born, mother_born) -> list[dict]:
+    born, mother_born = _d(born), _d(mother_born)
+    if born and mother_born and not 10 <= (born - mother_born).days / 365.25 <= 65:
+        return [reason("NGAYSINH_NND", "DATE_ORDER", "mother_age")]
+    return []
+
+
+def _address(province: str, commune: str, on: str, fallback: str) -> Check:
+    return Check(
+        (province, commune, on, fallback),
+        lambda _now, p, c, era: address(province, p, commune, c, era),
+        era=2,
+    )
+
+
+def _icd10(_now, icd) -> list[dict]:
+    if icd and not all(ref.icd10_valid(c) for c in ref.split_icd10(icd)):
+        return [reason("BENH_ICD10_ID", "ICD10_CODE")]
+    return []
+
+
+BIRTH_CHECKS = (
+    _key_missing("MA_GCS", ("SO", "NGAY_CT", "MA_CSKCB")),
+    _cert("MA_GCS", "MA_CSKCB", "NGAY_CT"),
+    Check(("SO_CCCD_NND", "NGAYSINH_NND"), lambda _now, v, born: person_id("SO_CCCD_NND", v, 2, _d(born))),
+    *(_future(f) for f in ("NGAY_SINH_CON", "NGAY_CT", "NGAYSINH_NND", "NGAYCAP_CCCD_NND")),
+    _order("NGAY_SINH_CON", "birth_after_issue", "NGAY_SINH_CON", "NGAY_CT", by_date=True),
+    Check(("NGAY_SINH_CON", "NGAYSINH_NND"), _mother_age),
+    _order("NGAYCAP_CCCD_NND", "id_before_birth", "NGAYSINH_NND", "NGAYCAP_CCCD_NND"),
+    Check(("MA_QUOCTICH_NND",), lambda _now, v: nationality("MA_QUOCTICH_NND", v)),
+    _address("MATINH_CU_TRU", "MAXA_CU_TRU", "NGAY_CT", "NGAY_SINH_CON"),
+)
+
+DEATH_CHECKS = (
+    _key_missing("MA_GBT", ("SO_BAOTU", "NGAY_CAPGIAYBT", "MACSKCB")),
+    _cert("MA_GBT", "MACSKCB", "NGAY_CAPGIAYBT"),
+    Check(("SO_GIAYTO", "GIOI_TINH", "NGAY_SINH"), lambda _now, v, sex, born: person_id("SO_GIAYTO", v, sex, _d(born))),
+    *(_future(f) for f in ("NGAY_TV", "NGAY_CAPGIAYBT", "NGAY_SINH", "NGAYGIO_VV", "NGAY_CAP")),
+    _order("NGAY_TV", "death_before_birth", "NGAY_SINH", "NGAY_TV", by_date=True),
+    _order("NGAY_TV", "death_after_issue", "NGAY_TV", "NGAY_CAPGIAYBT", by_date=True),
+    _order("NGAYGIO_VV", "admission_after_death", "NGAYGIO_VV", "NGAY_TV"),
+    _order("NGAY_CAP", "id_before_birth", "NGAY_SINH", "NGAY_CAP"),
+    Check(("MA_QUOCTICH",), lambda _now, v: nationality("MA_QUOCTICH", v)),
+    _address("MATINH_THUONGTRU", "MAXA_THUONGTRU", "NGAY_CAPGIAYBT", "NGAY_TV"),
+    _address("MATINH_HIENTAI", "MAXA_HIENTAI", "NGAY_CAPGIAYBT", "NGAY_TV"),
+    Check(("BENH_ICD10_ID",), _icd10),
+)
+
+
+def checks(kind: str) -> tuple[Check, ...]:
+    return BIRTH_CHECKS if kind == "GCS" else DEATH_CHECKS
+
+
+def era_input(check: Check, values: tuple) -> tuple:
+    """The values a check's fn takes: its era input is the era of the first present of the last two fields."""
+    if check.era is None:
+        return values
+    return (*values[: check.era], era_of(values[check.era] or values[check.era + 1]))
+
+
+def check_record(rec: dict, kind: str, now: dt.datetime | None = None) -> list[dict]:
+    """Vietnam's rules on one canonical record."""
     now = now or now_local()
     g = rec.get
-    born, issued, mother_born = _d(g("NGAY_SINH_CON")), _d(g("NGAY_CT")), _d(g("NGAYSINH_NND"))
-    id_issued = _d(g("NGAYCAP_CCCD_NND"))
-    out = []
-    if not g("MA_GCS") and not (g("SO") and g("NGAY_CT") and g("MA_CSKCB")):
-        out.append(reason("MA_GCS", "KEY_MISSING"))
-    out += cert_number("MA_GCS", g("MA_GCS"), g("MA_CSKCB"), issued)
-    out += person_id("SO_CCCD_NND", g("SO_CCCD_NND"), 2, mother_born)
-    out += not_future(
-        {"NGAY_SINH_CON": born, "NGAY_CT": issued, "NGAYSINH_NND": mother_born, "NGAYCAP_CCCD_NND": id_issued}, now
-    )
-    if born and issued and born.date() > issued.date():
-        out.append(reason("NGAY_SINH_CON", "DATE_ORDER", "birth_after_issue"))
-    if born and mother_born and not 10 <= (born - mother_born).days / 365.25 <= 65:
-        out.append(reason("NGAYSINH_NND", "DATE_ORDER", "mother_age"))
-    if id_issued and mother_born and id_issued < mother_born:
-        out.append(reason("NGAYCAP_CCCD_NND", "DATE_ORDER", "id_before_birth"))
-    out += nationality("MA_QUOCTICH_NND", g("MA_QUOCTICH_NND"))
-    out += address(rec, "MATINH_CU_TRU", "MAXA_CU_TRU", issued or born)
+    out: list[dict] = []
+    for c in checks(kind):
+        out += c.fn(now, *era_input(c, tuple(g(f) for f in c.fields)))
     return out
+
+
+def check_birth(rec: dict, now: dt.datetime | None = None) -> list[dict]:
+    return check_record(rec, "GCS", now)
 
 
 def check_death(rec: dict, now: dt.datetime | None = None) -> list[dict]:
-    now = now or now_local()
-    g = rec.get
-    born, died, issued = _d(g("NGAY_SINH")), _d(g("NGAY_TV")), _d(g("NGAY_CAPGIAYBT"))
-    admitted, id_issued = _d(g("NGAYGIO_VV")), _d(g("NGAY_CAP"))
-    out = []
-    if not g("MA_GBT") and not (g("SO_BAOTU") and g("NGAY_CAPGIAYBT") and g("MACSKCB")):
-        out.append(reason("MA_GBT", "KEY_MISSING"))
-    out += cert_number("MA_GBT", g("MA_GBT"), g("MACSKCB"), issued)
-    out += person_id("SO_GIAYTO", g("SO_GIAYTO"), g("GIOI_TINH"), born)
-    out += not_future(
-        {"NGAY_TV": died, "NGAY_CAPGIAYBT": issued, "NGAY_SINH": born, "NGAYGIO_VV": admitted, "NGAY_CAP": id_issued},
-        now,
-    )
-    if born and died and died.date() < born.date():
-        out.append(reason("NGAY_TV", "DATE_ORDER", "death_before_birth"))
-    if died and issued and died.date() > issued.date():
-        out.append(reason("NGAY_TV", "DATE_ORDER", "death_after_issue"))
-    if admitted and died and admitted > died:
-        out.append(reason("NGAYGIO_VV", "DATE_ORDER", "admission_after_death"))
-    if id_issued and born and id_issued < born:
-        out.append(reason("NGAY_CAP", "DATE_ORDER", "id_before_birth"))
-    out += nationality("MA_QUOCTICH", g("MA_QUOCTICH"))
-    on = issued or died
-    out += address(rec, "MATINH_THUONGTRU", "MAXA_THUONGTRU", on)
-    out += address(rec, "MATINH_HIENTAI", "MAXA_HIENTAI", on)
-    icd = g("BENH_ICD10_ID")
-    if icd and not all(ref.icd10_valid(c) for c in ref.split_icd10(icd)):
-        out.append(reason("BENH_ICD10_ID", "ICD10_CODE"))
-    return out
+    return check_record(rec, "GBT", now)
 
 
 def checker(kind: str) -> Callable[[dict], list[dict]]:
     now = now_local()
-    fn = check_birth if kind == "GCS" else check_death
-    return lambda rec: fn(rec, now)
+    return lambda rec: check_record(rec, kind, now)

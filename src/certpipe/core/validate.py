@@ -53,7 +53,8 @@ class SuiteRunner:
 
         pandas_execution_engine.HASH_THRESHOLD = 0
 
-    def run(self, df) -> dict[int, list[dict]]:
+    def failures(self, df) -> list[tuple[str | None, str, list[int]]]:
+        """(column, rule, indices of the rows that failed) per failed expectation, in the suite's order."""
         batch = self.batch_definition.get_batch(batch_parameters={"dataframe": df})
         result = batch.validate(
             self.suite,
@@ -63,7 +64,7 @@ class SuiteRunner:
                 "partial_unexpected_count": 0,
             },
         )
-        out: dict[int, list[dict]] = {}
+        out: list[tuple[str | None, str, list[int]]] = []
         for r in result.results:
             cfg = r.expectation_config
             if r.success:
@@ -74,9 +75,15 @@ class SuiteRunner:
                     f"{r.exception_info.get('exception_message')}"
                 )
             rule = (cfg.meta or {}).get("rule") or "CODE_FORMAT"
-            column = cfg.kwargs.get("column")
-            for idx in r.result.get("unexpected_index_list") or ():
-                out.setdefault(int(idx), []).append(reason(column, rule))
+            out.append((cfg.kwargs.get("column"), rule, [int(i) for i in r.result.get("unexpected_index_list") or ()]))
+        return out
+
+    def run(self, df) -> dict[int, list[dict]]:
+        """Reasons by row index of the frame."""
+        out: dict[int, list[dict]] = {}
+        for column, rule, rows in self.failures(df):
+            for idx in rows:
+                out.setdefault(idx, []).append(reason(column, rule))
         return out
 
 
@@ -87,32 +94,91 @@ def suite_runner(kind: str) -> SuiteRunner:
     return SuiteRunner(kind_spec(kind))
 
 
-def to_frame(rows: list[dict], fields) -> object:
-    """A pandas frame of the given fields (FieldSpec) of the rows. Integers go in as float64 (missing = NaN),
-    so GX compares them vectorised; everything else as Python objects."""
+def _full_frame(values, runner: SuiteRunner):
+    """A pandas frame of the suite's columns. Integers go in as float64 (missing = NaN), so GX compares them
+    vectorised; everything else as Python objects (None for missing)."""
     import numpy as np
     import pandas as pd
 
     return pd.DataFrame(
-        {f.name: np.array([r.get(f.name) for r in rows], dtype=float if f.type == "int" else object) for f in fields}
+        {
+            f.name: values[f.name].to_numpy() if f.type == "int" else np.array(values[f.name].to_list(), dtype=object)
+            for f in runner.columns
+        }
     )
 
 
-def validate(rows: list[dict], spec: KindSpec, prior: list[list[dict]] | None = None) -> list[list[dict]]:
-    """Reasons per row: normalisation reasons (prior), then the GX suite, then Vietnam's rules."""
+def suite_reasons(values, kind: str) -> dict[int, list[dict]]:
+    """The GX suite of the kind on a normalised batch (certpipe.core.columns), once: reasons by row, in the
+    suite's order."""
+    runner = suite_runner(kind)
+    out: dict[int, list[dict]] = {}
+    if not len(values):
+        return out
+    for column, rule, rows in runner.failures(_full_frame(values, runner)):
+        why = reason(column, rule)
+        for i in rows:
+            out.setdefault(i, []).append(why)
+    return out
+
+
+def rule_reasons(values, empty, kind: str) -> dict[int, list[dict]]:
+    """Vietnam's rules (certpipe.core.rules) on a normalised batch: each rule group once per distinct combination
+    of its fields; reasons by row, in the groups' order. Rows with no field at all are not checked."""
+    import polars as pl
+
     from certpipe.core import rules
 
-    reasons = [list(p) for p in prior] if prior else [[] for _ in rows]
-    if not rows:
-        return reasons
-    for idx, rs in (runner := suite_runner(spec.kind)).run(to_frame(rows, runner.columns)).items():
-        failed = {r["field"] for r in reasons[idx]}  # a field normalisation refused is not reported twice
-        reasons[idx].extend(r for r in rs if r["field"] not in failed)
-    check = rules.checker(spec.kind)
-    for i, row in enumerate(rows):
-        if row:
-            reasons[i].extend(check(row))
-    for rs in reasons:  # one reason per (field, code)
+    now = rules.now_local()
+    found_by_row: dict[int, list[list[dict]]] = {}  # row -> the reasons of each of its failed groups
+    if not len(values):
+        return {}
+    checked = values.with_row_index("_row").filter(~empty)
+    for check in rules.checks(kind):
+        cols = [pl.col(f) if f in values.columns else pl.lit(None, pl.String).alias(f) for f in check.fields]
+        if check.era is not None:  # the era of the first present of the last two fields
+            on = pl.coalesce(cols[check.era], cols[check.era + 1])
+            cols = [*cols[: check.era], on.alias("_on")]
+        keys = checked.select(pl.col("_row"), *cols)
+        if check.era is not None:
+            keys = keys.with_columns(_map_distinct(keys["_on"], rules.era_of).alias("_on"))
+        names = keys.columns[1:]
+        failing, found = [], []
+        for combo in keys.select(names).unique().iter_rows():
+            got = check.fn(now, *combo)
+            if got:
+                failing.append(combo)
+                found.append(got)
+        if not failing:
+            continue
+        table = pl.DataFrame(failing, schema=keys.select(names).schema, orient="row").with_row_index("_found")
+        hits = keys.join(table, on=names, how="inner", nulls_equal=True).select("_row", "_found")
+        for row, j in hits.iter_rows():
+            found_by_row.setdefault(row, []).append(found[j])
+    return {row: [r for rs in lists for r in rs] for row, lists in found_by_row.items()}
+
+
+def _map_distinct(s, fn):
+    import polars as pl
+
+    distinct = s.drop_nulls().unique().to_list()
+    return s.replace_strict(distinct, [fn(v) for v in distinct], default=None, return_dtype=pl.String)
+
+
+def validate_columns(cols, kind: str) -> None:
+    """Add the GX suite's and Vietnam's rules' reasons to a normalised batch's reasons (certpipe.core.columns):
+    normalisation first, then the suite (not for a field normalisation refused), then the rules; one reason per
+    (field, code)."""
+    reasons = cols.reasons
+    for i, rs in suite_reasons(cols.values, kind).items():
+        mine = reasons.setdefault(i, [])
+        failed = {r["field"] for r in mine}  # a field normalisation refused is not reported twice
+        mine.extend(r for r in rs if r["field"] not in failed)
+    for i, rs in rule_reasons(cols.values, cols.empty, kind).items():
+        reasons.setdefault(i, []).extend(rs)
+    for i in [i for i, rs in reasons.items() if not rs]:
+        del reasons[i]
+    for rs in reasons.values():  # one reason per (field, code)
         if len(rs) > 1:
             seen, uniq = set(), []
             for r in rs:
@@ -121,4 +187,3 @@ def validate(rows: list[dict], spec: KindSpec, prior: list[list[dict]] | None = 
                     seen.add(k)
                     uniq.append(r)
             rs[:] = uniq
-    return reasons
