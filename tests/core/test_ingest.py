@@ -291,3 +291,21 @@ def test_provenance_and_outcomes_keep_their_parents(wh):
     assert wh.execute("SELECT count(*) FROM wh.batch_record").fetchone()[0] == 0
     wh.execute("DELETE FROM wh.certificate WHERE cert_id = %s", (cert_id,))
     assert wh.execute("SELECT count(*) FROM wh.certificate_source").fetchone()[0] == 0
+
+
+def test_numbers_json_cannot_hold_or_no_field_needs_are_refused_and_kept_never_a_crash(wh):
+    import math
+
+    odd = [
+        birth(1, CAN_NANG_CON=math.nan),
+        birth(2, CAN_NANG_CON=10**400),
+        birth(3, SO_CON=math.inf),
+        birth(4, SO_CON="9" * 30),
+        birth(5),
+    ]
+    r = run(wh, odd)
+    got = outcomes(wh, r.batch_id)
+    assert [o for o, _ in got] == ["refused"] * 4 + ["stored"]
+    assert all(set(codes) <= {"REQUIRED", "INT_FORMAT"} and codes for _, codes in got[:4])
+    kept = wh.execute("SELECT payload->>'CAN_NANG_CON', payload->>'SO_CON' FROM wh.refused_record ORDER BY row_no")
+    assert kept.fetchall() == [("nan", "1"), ("1" + "0" * 400, "1"), ("3200", "inf"), ("3200", "9" * 30)]

@@ -32,18 +32,17 @@ def test_house_rules(dagbag):
             assert t.retries >= 1, f"{dag_id}.{t.task_id}: no retries"
 
 
+HEAVY = ("great_expectations", "pandas", "polars", "pyarrow", "psycopg", "httpx", "pydantic", "openpyxl", "dlt")
+
+
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_imports_in_under_a_second(path):
-    # The DAG processor already has Airflow loaded; time the DAG file itself (heavy imports belong in tasks).
+def test_dag_files_keep_heavy_libraries_for_their_tasks(path):
+    # The DAG processor parses every file often: what the tasks need loads inside them. (How long a file takes to
+    # import is a figure of `./dev bench`, not a timed test.)
     code = (
-        "import sys, time, runpy; "
-        "import airflow.sdk, pendulum; "
-        f"t = time.perf_counter(); runpy.run_path({str(path)!r}); print(time.perf_counter() - t)"
+        "import sys, runpy; import airflow.sdk, pendulum; "
+        f"before = set(sys.modules); runpy.run_path({str(path)!r}); "
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules and m not in before))"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    seconds = float(out.strip().splitlines()[-1])
-    assert seconds < 1.0, f"{path.name} took {seconds:.2f} s to import"
-    for heavy in ("great_expectations", "pandas"):
-        probe = code.replace("print(time.perf_counter() - t)", f"print({heavy!r} in sys.modules)")
-        loaded = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
-        assert loaded.stdout.strip().splitlines()[-1] == "False", f"{path.name} imports {heavy} at top level"
+    assert out.strip().splitlines()[-1] == "[]", f"{path.name} imports {out.strip()} at top level"

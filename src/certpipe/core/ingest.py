@@ -36,6 +36,7 @@ import polars as pl
 import psycopg
 from psycopg.types.json import Jsonb
 
+from certpipe import warehouse
 from certpipe.core.columns import normalise_columns
 from certpipe.core.schema import kind_spec, reason
 from certpipe.core.validate import validate_columns
@@ -529,11 +530,7 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
                         (
                             batch_id,
                             i + 1,
-                            json.dumps(
-                                dict(rec) if isinstance(rec, Mapping) else {"value": rec},
-                                ensure_ascii=False,
-                                default=str,
-                            ),
+                            warehouse.raw_json(dict(rec) if isinstance(rec, Mapping) else {"value": rec}),
                         )
                     )
         result.stored, result.updated = counts["stored"], counts["updated"]

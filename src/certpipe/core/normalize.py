@@ -79,23 +79,33 @@ def norm_id(v) -> str:
     return norm_text(v).replace(" ", "").replace(".", "").upper()
 
 
+_INT_LIMIT = 2**53  # every integer field of the records is far below; above, a float cannot hold it exactly
+
+
 def norm_int(v) -> int:
+    """An integer: int, an integral float (not NaN or infinite), or integer text; beyond ±2**53 it is refused
+    (no field holds such a number, and the columnar core carries integers as float64)."""
     if isinstance(v, bool):
         raise Invalid("INT_FORMAT")
     if isinstance(v, int):
-        return v
-    if isinstance(v, float):
-        if v.is_integer():
-            return int(v)
+        n = v
+    elif isinstance(v, float):
+        if not v.is_integer():  # also NaN and infinities
+            raise Invalid("INT_FORMAT")
+        n = int(v)
+    else:
+        s = norm_text(v)
+        if not s:
+            raise Blank
+        if len(s) <= 20 and s.lstrip("-").isdigit():
+            n = int(s)
+        elif len(s) <= 40 and re.fullmatch(r"-?\d+\.0+", s):
+            n = int(s.split(".")[0])
+        else:
+            raise Invalid("INT_FORMAT")
+    if not -_INT_LIMIT < n < _INT_LIMIT:
         raise Invalid("INT_FORMAT")
-    s = norm_text(v)
-    if not s:
-        raise Blank
-    if s.lstrip("-").isdigit():
-        return int(s)
-    if re.fullmatch(r"-?\d+\.0+", s):
-        return int(s.split(".")[0])
-    raise Invalid("INT_FORMAT")
+    return n
 
 
 def _mk(y, mo, d, h=0, mi=0, s=0, code="DATE_INVALID") -> dt.datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,25 @@ def create_batch(
     )
 
 
+def _finite(doc: Any) -> Any:
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return str(doc)  # "nan", "inf", "-inf": kept as what was received, in text
+    if isinstance(doc, dict):
+        return {k: _finite(v) for k, v in doc.items()}
+    if isinstance(doc, list | tuple):
+        return [_finite(v) for v in doc]
+    return doc
+
+
+def raw_json(doc: Any) -> str:
+    """A raw record as JSON text that jsonb accepts, whatever it holds: NaN and infinities (JSON has none) become
+    text, other non-JSON values (dates, decimals) their str()."""
+    try:
+        return json.dumps(doc, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(doc), ensure_ascii=False, default=str)
+
+
 def land(conn: psycopg.Connection, batch_id: int, envelopes: Iterable[dict]) -> int:
     """Store raw records exactly as received: {"id", "updated_at", "record"} envelopes."""
     n = 0
@@ -138,7 +158,7 @@ def land(conn: psycopg.Connection, batch_id: int, envelopes: Iterable[dict]) -> 
                     n,
                     env.get("id"),
                     env.get("updated_at"),
-                    json.dumps(env.get("record", env), ensure_ascii=False, default=str),
+                    raw_json(env.get("record", env)),
                 )
             )
     conn.execute("UPDATE wh.ingest_batch SET received = %s WHERE batch_id = %s", (n, batch_id))
