@@ -6,8 +6,11 @@ rows. Each sheet's header row is the row (among the first 30) that names the mos
 a sheet with no such row (instructions, code lists, pivot tables) is skipped. Values are passed on as the
 workbook holds them (Excel dates, numbers, text): `certpipe.core.normalize` reads them, as for every source.
 
-Reading is streamed and bounded: python-calamine (Rust, fast) holds one sheet at a time, so a sheet whose
-estimated size is above `calamine_max_cells` is read with openpyxl in read-only mode (row by row, slower).
+Reading is streamed and bounded: every sheet's XML is first scanned in constant memory (`sheetscan`): a sheet
+holding values beyond the caps (rows, columns, cells) is refused with a rule saying which; python-calamine
+(Rust, fast) builds a dense range of the sheet, so it reads only sheets whose every cell and declared
+<dimension> fit `calamine_max_cells`; other sheets (a stray cell far from the data, a huge or missing
+dimension) are read with openpyxl in read-only mode (row by row), stopping after the last row with a value.
 
 `check_file` refuses what must not be opened: not a workbook, legacy .xls, password-protected, too large,
 decompression bombs. Errors carry a rule code (rules.json FILE_*) and never a value from the file.
@@ -21,6 +24,7 @@ import posixpath
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,7 +34,8 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import ElementTree as ET  # workbook XML is untrusted: no entity expansion, no DTD
 
 from certpipe.core.schema import KINDS, kind_spec
-from certpipe.sources.excel import config
+from certpipe.sources.excel import config, sheetscan
+from certpipe.sources.excel.sheetscan import SheetStats, col_letters
 
 HEADER_SCAN = 30  # rows searched for the header
 MIN_HEADER_FIELDS = 4
@@ -41,17 +46,34 @@ _NS = {
     "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
     "pr": "http://schemas.openxmlformats.org/package/2006/relationships",
 }
-_DIM = re.compile(rb'<(?:\w+:)?dimension ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
 _CODE_LABEL = re.compile(r"^\s*([0-9A-Za-z]{1,4})\s*[-–:]\s+\S")  # "1 - Nam", "01 - Kinh" (template drop-downs)
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
 
 
-class Unreadable(Exception):
-    """The file cannot be read; `code` is a FILE_* rule of rules.json (message in Vietnamese)."""
+# what a damaged zip or XML part raises while it is read (CRC, inflate, truncated part, bad XML, bad numbers)
+_BROKEN = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    ParseError,
+    KeyError,
+    IndexError,
+    OSError,
+    ValueError,
+    TypeError,
+    NotImplementedError,
+    RuntimeError,
+)
 
-    def __init__(self, code: str):
+
+class Unreadable(Exception):
+    """The file cannot be read; `code` is a FILE_* rule of rules.json (message in Vietnamese); `detail` says
+    where, in Vietnamese, without any value from the file (sheet names and cell addresses only)."""
+
+    def __init__(self, code: str, detail: str | None = None):
         super().__init__(code)
         self.code = code
+        self.detail = detail
 
 
 def _env_int(name: str, default: int) -> int:
@@ -66,6 +88,9 @@ class Limits:
     max_ratio: int = 200  # compression ratio of one part (parts over 1 MiB)
     max_entries: int = 10_000  # parts in the zip
     calamine_max_cells: int = 6_000_000  # above: openpyxl read-only (streamed) instead of calamine
+    max_rows: int = 300_000  # rows holding a value, per sheet
+    max_cols: int = 1_000  # last column holding a value, per sheet
+    max_cells: int = 12_000_000  # cells holding a value, per workbook
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -76,6 +101,9 @@ class Limits:
             max_ratio=_env_int("CERTPIPE_EXCEL_MAX_RATIO", d.max_ratio),
             max_entries=d.max_entries,
             calamine_max_cells=_env_int("CERTPIPE_EXCEL_CALAMINE_MAX_CELLS", d.calamine_max_cells),
+            max_rows=_env_int("CERTPIPE_EXCEL_MAX_ROWS", d.max_rows),
+            max_cols=_env_int("CERTPIPE_EXCEL_MAX_COLS", d.max_cols),
+            max_cells=_env_int("CERTPIPE_EXCEL_MAX_CELLS", d.max_cells),
         )
 
 
@@ -106,6 +134,10 @@ def check_file(path: Path, limits: Limits | None = None) -> None:
         )
     if not head.startswith(ZIP_MAGIC):
         raise Unreadable("FILE_NOT_WORKBOOK")
+    with path.open("rb") as f:  # a zip ends with its directory: without it, the copy stopped half-way
+        f.seek(max(0, size - (1 << 16) - 22))
+        if b"PK\x05\x06" not in f.read():
+            raise Unreadable("FILE_INCOMPLETE")
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -195,13 +227,6 @@ class SheetLayout:
         return len(self.headers)
 
 
-def _col_number(letters: str) -> int:
-    n = 0
-    for c in letters:
-        n = n * 26 + ord(c) - 64
-    return n
-
-
 def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     """Sheet name -> its XML part."""
     wb = ET.fromstring(zf.read("xl/workbook.xml"))
@@ -218,18 +243,32 @@ def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     return out
 
 
-def estimated_cells(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
-    """Cells of a sheet, from its <dimension> and from the size of its XML (whichever is larger)."""
-    with zf.open(info) as f:
-        head = f.read(4096)
-    by_size = info.file_size // 50
-    m = _DIM.search(head)
-    if m and m.group(3):
-        c1, r1, c2, r2 = (g.decode() for g in m.groups())
-        rows = int(r2) - int(r1) + 1
-        cols = _col_number(c2) - _col_number(c1) + 1
-        return max(rows * cols, by_size)
-    return by_size
+def sheet_stats(zf: zipfile.ZipFile, parts: dict[str, zipfile.ZipInfo], limits: Limits) -> dict[str, SheetStats]:
+    """Scan every sheet (constant memory); refuse a workbook holding values beyond the caps."""
+    timed = sheetscan.time_styles(zf)
+    out: dict[str, SheetStats] = {}
+    total = 0
+    for name, info in parts.items():
+        try:
+            st = sheetscan.scan(zf, info, timed)
+        except sheetscan.TooLarge:
+            raise Unreadable("FILE_TOO_MANY_CELLS", f'Trang "{name}" có cấu trúc bất thường.') from None
+        if st.value_rows > limits.max_rows:
+            raise Unreadable(
+                "FILE_TOO_MANY_ROWS",
+                f'Trang "{name}" có {st.value_rows:,} dòng có dữ liệu (tối đa {limits.max_rows:,}).',
+            )
+        if st.last_col > limits.max_cols:
+            raise Unreadable(
+                "FILE_TOO_MANY_COLUMNS",
+                f'Trang "{name}" có dữ liệu đến cột {col_letters(st.last_col)} (tối đa {limits.max_cols:,} cột, '
+                f"đến cột {col_letters(limits.max_cols)}).",
+            )
+        total += st.value_cells
+        if total > limits.max_cells:
+            raise Unreadable("FILE_TOO_MANY_CELLS", f"File có hơn {limits.max_cells:,} ô có dữ liệu.")
+        out[name] = st
+    return out
 
 
 def _empty(v) -> bool:
@@ -277,9 +316,10 @@ def detect_header(rows: list[tuple[int, list]], sheet_name: str) -> tuple[str, i
 class Sheet:
     """One worksheet: its layout (after `open`) and its data rows."""
 
-    def __init__(self, layout: SheetLayout, rows: Iterator[tuple[int, list]]):
+    def __init__(self, layout: SheetLayout, rows: Iterator[tuple[int, list]], stats: SheetStats | None = None):
         self.layout = layout
         self._rows = rows
+        self.stats = stats or SheetStats()
 
     def data_rows(self) -> Iterator[tuple[int, list, dict]]:
         """(Excel row number, cells, raw record by official field name) for every non-blank data row.
@@ -333,12 +373,12 @@ class Workbook:
         try:
             with zipfile.ZipFile(self.path) as zf:
                 parts = _sheet_parts(zf)
-                self._cells = {name: estimated_cells(zf, info) for name, info in parts.items()}
+                self._stats = sheet_stats(zf, parts, self.limits)
             self._calamine = pc.CalamineWorkbook.from_path(str(self.path))
             self._names = [m.name for m in self._calamine.sheets_metadata if m.typ == pc.SheetTypeEnum.WorkSheet]
         except pc.PasswordError:
             raise Unreadable("FILE_ENCRYPTED") from None
-        except (pc.CalamineError, zipfile.BadZipFile, ParseError, KeyError, OSError, ValueError):
+        except (pc.CalamineError, *_BROKEN):
             raise Unreadable("FILE_CORRUPT") from None
         return self
 
@@ -348,27 +388,32 @@ class Workbook:
         if self._openpyxl is not None:
             self._openpyxl.close()
 
-    def _calamine_rows(self, name: str) -> tuple[int, Iterator[tuple[int, list]]]:
+    def _calamine_rows(self, name: str, last_row: int) -> tuple[int, Iterator[tuple[int, list]]]:
         sheet = self._calamine.get_sheet_by_name(name)
         first_col = sheet.start[1] if sheet.start else 0
 
         def rows():
             # python-calamine yields rows from row 1 and columns from the first used column
             for i, values in enumerate(sheet.iter_rows()):
+                if i >= last_row:
+                    return
                 yield i + 1, values
 
         return first_col, rows()
 
-    def _openpyxl_rows(self, name: str) -> tuple[int, Iterator[tuple[int, list]]]:
+    def _openpyxl_rows(self, name: str, last_row: int, last_col: int) -> tuple[int, Iterator[tuple[int, list]]]:
         import openpyxl
 
         if self._openpyxl is None:
             self._openpyxl = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
         ws = self._openpyxl[name]
-        ws.reset_dimensions()  # a wrong <dimension> must not cut the sheet short
+        ws.reset_dimensions()  # a wrong <dimension> must not cut the sheet short (nor make it huge)
 
         def rows():
-            for i, values in enumerate(ws.iter_rows(values_only=True)):
+            if last_row < 1:
+                return
+            # bounded: up to the last row and column holding a value (formatting-only cells beyond are not read)
+            for i, values in enumerate(ws.iter_rows(max_row=last_row, max_col=max(last_col, 1), values_only=True)):
                 yield i + 1, list(values)
 
         return 0, rows()
@@ -378,10 +423,17 @@ class Workbook:
         import python_calamine as pc
 
         for number, name in enumerate(self._names, start=1):
-            big = self._cells.get(name, 0) > self.limits.calamine_max_cells
+            stats = self._stats.get(name)
+            if stats is None:  # a sheet the scan could not match to its part: read streamed, within the caps
+                stats = SheetStats(last_row=self.limits.max_rows, last_col=self.limits.max_cols)
+                stats.declared_cells = self.limits.calamine_max_cells + 1
+            big = stats.dense_cells() > self.limits.calamine_max_cells
             engine = "openpyxl" if big else "calamine"
             try:
-                first_col, rows = (self._openpyxl_rows if big else self._calamine_rows)(name)
+                if big:
+                    first_col, rows = self._openpyxl_rows(name, stats.last_row, stats.last_col)
+                else:
+                    first_col, rows = self._calamine_rows(name, stats.last_row)
                 head: list[tuple[int, list]] = []
                 for item in rows:
                     head.append(item)
@@ -389,12 +441,12 @@ class Workbook:
                         break
             except pc.PasswordError:
                 raise Unreadable("FILE_ENCRYPTED") from None
-            except (pc.CalamineError, zipfile.BadZipFile, ParseError, KeyError, OSError, ValueError):
+            except (pc.CalamineError, *_BROKEN):
                 raise Unreadable("FILE_CORRUPT") from None
             layout = SheetLayout(number=number, name=name, first_col=first_col, engine=engine)
             found = detect_header(head, name)
             if found is None:
-                yield Sheet(layout, iter(()))
+                yield Sheet(layout, iter(()), stats)
                 continue
             kind, i, cols = found
             layout.kind, layout.header_row, layout.columns = kind, head[i][0], cols
@@ -408,14 +460,14 @@ class Workbook:
             while rest and sum(1 for v in rest[0][1] if vocab.match(v)) >= max(MIN_HEADER_FIELDS, len(cols) // 2):
                 layout.header_row = rest[0][0]
                 rest = rest[1:]
-            yield Sheet(layout, self._guard(_chain(rest, rows)))
+            yield Sheet(layout, self._guard(_chain(rest, rows)), stats)
 
     def _guard(self, rows: Iterator) -> Iterator:
         import python_calamine as pc
 
         try:
             yield from rows
-        except (pc.CalamineError, zipfile.BadZipFile, ParseError, OSError, ValueError):
+        except (pc.CalamineError, *_BROKEN):
             raise Unreadable("FILE_CORRUPT") from None
 
 
