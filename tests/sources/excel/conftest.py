@@ -15,6 +15,14 @@ import pytest
 from tests.conftest import airflow_conn
 
 FACILITY = "01020"
+KNOWN = (FACILITY, "79034", "96025")  # the facilities allowed to drop files in these tests
+
+
+@pytest.fixture(autouse=True)
+def _known_facilities(monkeypatch):
+    monkeypatch.setenv("CERTPIPE_INBOX_FACILITIES", ",".join(KNOWN))
+
+
 NOW = dt.datetime.now(dt.timezone(dt.timedelta(hours=7)))
 
 

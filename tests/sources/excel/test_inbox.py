@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 
 from certpipe.sources.excel import inbox as excel
-from tests.sources.excel.conftest import FACILITY, births, deaths, his_export, template_file, xls_file
+from tests.sources.excel.conftest import FACILITY, KNOWN, births, deaths, his_export, template_file, xls_file
 
 
 def drop(bucket, name: str, data: bytes, facility: str = FACILITY) -> Path:
@@ -20,7 +20,7 @@ def drop(bucket, name: str, data: bytes, facility: str = FACILITY) -> Path:
 
 
 def run(bucket, dsn, **kw) -> list[dict]:
-    ids = excel.scan(bucket, dsn, min_age=0)["file_ids"]
+    ids = excel.scan(bucket, dsn, min_age=0, facilities=KNOWN)["file_ids"]
     return [excel.process(bucket, dsn, i, **kw) for i in ids]
 
 
