@@ -45,18 +45,59 @@ def sheet_counts(conn: psycopg.Connection, file_id: int, sheets: list[dict]) -> 
     return per_sheet, rules
 
 
+def _rows(rows: list[int]) -> str:
+    if not rows:
+        return ""
+    if len(rows) > 1 and rows == list(range(rows[0], rows[-1] + 1)):
+        return f"dòng {rows[0]}–{rows[-1]}"
+    return "dòng " + ", ".join(map(str, rows[:10])) + (" ..." if len(rows) > 10 else "")
+
+
 def notes(sheets: list[dict]) -> list[str]:
-    notes = []
+    """What the clerk should know about each sheet, in Vietnamese (addresses and counts, never a value)."""
+    out = []
     for s in sheets:
+        where = f'Trang "{s["name"]}"'
         if not s.get("kind"):
-            notes.append(f'Trang "{s["name"]}": không có dòng tên cột của giấy chứng sinh/giấy báo tử, không đọc.')
-        elif s.get("ignored"):
-            cols = ", ".join(f'"{c}"' for c in s["ignored"][:20])
-            notes.append(
-                f'Trang "{s["name"]}" (dòng tên cột {s["header_row"]}): các cột không nhận ra hoặc bị '
-                f"trùng nên không đọc: {cols}."
+            out.append(f"{where}: không có dòng tên cột của giấy chứng sinh/giấy báo tử, không đọc.")
+            continue
+        hints = s.get("hints") or {}
+        plain = [c for c in s.get("ignored") or () if c not in hints]
+        if plain:
+            cols = ", ".join(f'"{c}"' for c in plain[:20])
+            out.append(
+                f"{where} (dòng tên cột {s['header_row']}): các cột không nhận ra hoặc bị trùng nên không đọc: {cols}."
             )
-    return notes
+        for col, official in list(hints.items())[:20]:
+            out.append(
+                f'{where}: cột "{col}" không nhận ra nên không đọc; có phải là cột "{official}"? '
+                "Hãy sửa tên cột cho đúng rồi nộp lại."
+            )
+        if s.get("times"):
+            cols = ", ".join(f'"{c}"' for c in s["times"])
+            out.append(f"{where}: giờ trong cột {cols} được ghép với ngày của cột ngày tương ứng.")
+        if s.get("trailing"):
+            out.append(
+                f"{where}: {len(s['trailing'])} dòng cuối bảng ({_rows(s['trailing'])}) không phải giấy "
+                "(dòng tổng cộng, chữ ký, ghi chú) nên được bỏ qua, không tính là lỗi."
+            )
+        if s.get("invisible"):
+            out.append(
+                f"{where}: đã bỏ ký tự ẩn (không nhìn thấy, thường do sao chép từ web hoặc phần mềm khác) ở "
+                f"{s['invisible']} ô ({_rows(s['invisible_rows'])}); giá trị còn lại được giữ nguyên."
+            )
+        if s.get("merged_count"):
+            out.append(
+                f"{where}: có {s['merged_count']} vùng ô gộp trong bảng ({', '.join(s['merged'])}); ô gộp chỉ giữ "
+                "giá trị ở ô đầu tiên, các dòng khác bị coi là trống. Hãy bỏ gộp ô và ghi giá trị vào từng dòng."
+            )
+        if s.get("formula_count"):
+            out.append(
+                f"{where}: {s['formula_count']} ô có công thức nhưng không có giá trị đã tính "
+                f"({', '.join(s['formulas'])}); các ô này bị coi là trống. Hãy mở file bằng Excel, lưu lại rồi nộp "
+                "lại, hoặc dán giá trị."
+            )
+    return out
 
 
 def counts(conn: psycopg.Connection, file_id: int) -> dict:
