@@ -16,6 +16,7 @@ from certpipe.alerts import check_refusal_rate
 from certpipe.core.ingest import KEYS, ingest
 from certpipe.core.normalize import norm_code
 from certpipe.core.schema import kind_spec, reason
+from certpipe.sources.excel import config
 from certpipe.sources.excel.reader import Limits, Unreadable, Workbook
 from certpipe.sources.excel.values import date_only, rounded
 
@@ -23,9 +24,14 @@ log = logging.getLogger(__name__)
 SOURCE = "excel"
 
 
+LIST_RULES = {"sex": "SEX_CODE", "flag": "FLAG_VALUE"}  # what a word in a numeric coded field is told
+
+
 def value_refusals(kind: str, payloads: list) -> dict[int, list[dict]]:
-    """Values Excel changed (NUMBER_ROUNDED) and date-times without their time (TIME_MISSING), by row index."""
+    """Values Excel changed (NUMBER_ROUNDED), date-times without their time (TIME_MISSING) and words that are
+    no official name in a numeric coded field (the rule whose message lists the codes), by row index."""
     spec = kind_spec(kind)
+    lists = config()["field_lists"]
     out: dict[int, list[dict]] = {}
     for i, p in enumerate(payloads):
         if not isinstance(p, dict):
@@ -38,6 +44,8 @@ def value_refusals(kind: str, payloads: list) -> dict[int, list[dict]]:
                 out.setdefault(i, []).append(reason(name, "NUMBER_ROUNDED"))
             elif f.type == "datetime" and date_only(v):
                 out.setdefault(i, []).append(reason(name, "TIME_MISSING"))
+            elif (rule := LIST_RULES.get(lists.get(name, ""))) and isinstance(v, str) and not v.strip().isdigit():
+                out.setdefault(i, []).append(reason(name, rule))
     return out
 
 
