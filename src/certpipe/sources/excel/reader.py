@@ -398,6 +398,8 @@ class Workbook:
             raise Unreadable("FILE_ENCRYPTED") from None
         except (pc.CalamineError, *_BROKEN):
             raise Unreadable("FILE_CORRUPT") from None
+        except BaseException as e:
+            _panic(e)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -461,6 +463,8 @@ class Workbook:
                 raise Unreadable("FILE_ENCRYPTED") from None
             except (pc.CalamineError, *_BROKEN):
                 raise Unreadable("FILE_CORRUPT") from None
+            except BaseException as e:
+                _panic(e)
             layout = SheetLayout(number=number, name=name, first_col=first_col, engine=engine)
             found = detect_header(head, name)
             if found is None:
@@ -493,6 +497,16 @@ class Workbook:
             yield from rows
         except (pc.CalamineError, *_BROKEN):
             raise Unreadable("FILE_CORRUPT") from None
+        except BaseException as e:
+            _panic(e)
+
+
+def _panic(e: BaseException):
+    """A panic in the Rust reader (pyo3 PanicException is a BaseException) on a malformed part: the file is
+    corrupt, the worker lives on. Anything else (KeyboardInterrupt, SystemExit ...) goes on up."""
+    if type(e).__name__ == "PanicException":
+        raise Unreadable("FILE_CORRUPT") from None
+    raise e
 
 
 def _chain(first: list, rest: Iterator) -> Iterator:
