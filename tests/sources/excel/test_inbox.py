@@ -178,6 +178,9 @@ def test_two_attempts_never_process_one_file_at_once(bucket, warehouse_dsn, tmp_
     assert inside.wait(30)
     with pytest.raises(RuntimeError, match="being processed"):
         excel.process(bucket, warehouse_dsn, fid)
+    # a scan meanwhile (the next scheduled run) leaves the file to the task processing it
+    out_scan = excel.scan(bucket, warehouse_dsn, min_age=0, facilities=KNOWN)
+    assert fid not in out_scan["file_ids"] and out_scan["in_progress"] == 1
     release.set()
     t.join(60)
     assert out["r"]["status"] == "done"

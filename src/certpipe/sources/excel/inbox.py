@@ -144,6 +144,8 @@ def scan(
         todo.update(
             r[0] for r in conn.execute("SELECT file_id FROM wh.excel_file WHERE status NOT IN ('done', 'quarantined')")
         )
+        busy = _in_progress(conn, todo)  # held by a task of an earlier run (a long file): not this run's work
+        todo -= busy
     out = {
         "file_ids": sorted(todo),
         "taken": moved,
@@ -152,9 +154,22 @@ def scan(
         "waiting": waiting,
         "too_recent": young,
         "skipped": skipped + listing.errors,
+        "in_progress": len(busy),
     }
     log.info("Excel inbox scan: %s", out)
     return out
+
+
+def _in_progress(conn, file_ids: set[int]) -> set[int]:
+    """Files whose advisory lock another session holds: being processed right now."""
+    if not file_ids:
+        return set()
+    rows = conn.execute(
+        "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
+        "AND objsubid = 2 AND objid::bigint = ANY(%s)",
+        (_LOCK_NS, sorted(file_ids)),
+    )
+    return {r[0] for r in rows}
 
 
 def _claim(root, conn, key: str, dirname: str, key_name: str, path, known, limits: Limits, run_id):
