@@ -48,21 +48,35 @@ def _retype(nth: int, new_type: str, value: str):
     return lambda body: re.sub(rb'<c (r="[A-Z]+\d+")[^>]*?(?:/>|>.*?</c>)', one, body)
 
 
-def _edit_parts(data: bytes, edit) -> bytes:
+def _retext(nth: int, text: bytes):
+    """An edit that puts `text` inside the nth string of a part."""
+    seen = 0
+
+    def one(m) -> bytes:
+        nonlocal seen
+        seen += 1
+        return m.group(1) + m.group(2)[:2] + text + m.group(2)[2:] + b"</t>" if seen == nth else m.group(0)
+
+    return lambda body: re.sub(rb"(<t(?: [^>]*)?>)([^<]*)</t>", one, body)
+
+
+def _edit_parts(data: bytes, edit, parts=("xl/worksheets/sheet",)) -> bytes:
     out = BytesIO()
     with zipfile.ZipFile(BytesIO(data)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
             body = zin.read(info.filename)
-            if info.filename.startswith("xl/worksheets/sheet"):
+            if info.filename.startswith(parts):
                 body = edit(body)
             zout.writestr(info.filename, body)
     return out.getvalue()
 
 
-ODD_TEXT = st.text(
-    alphabet=st.sampled_from([*"aăâđêôơưẠỹ0123456789 .,-/<>&", "\u200b", "\u202e", "\u0301", "😀", "\ufeff", "\u00a0"]),
+ODD_TEXT = st.lists(
+    st.sampled_from(
+        [*"aăâđêôơưẠỹ0123456789 .,-/<>&", "\u200b", "\u202e", "\u0301", "😀", "\ufeff", "\u00a0", "_x0000_", "_x0007_"]
+    ),
     max_size=30,
-)
+).map("".join)
 CELL_TYPES = st.sampled_from(['t="n"', 't="s"', 't="b"', 't="e"', 't="d"', 't="str"', ""])
 
 
@@ -95,15 +109,10 @@ def mutations(draw):
         data = _edit_parts(
             data, lambda b: re.sub(rb"<dimension [^>]*/>", b"", b).replace(b"</sheetData>", cell + b"</sheetData>")
         )
-    elif kind == "unicode":
-        text = draw(ODD_TEXT).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        data = _edit_parts(
-            data,
-            lambda b: b.replace(
-                b"</sheetData>",
-                f'<row r="999"><c r="C999" t="inlineStr"><is><t>{text}</t></is></c></row></sheetData>'.encode(),
-            ),
-        )
+    elif kind == "unicode":  # odd text inside a value of a record (inline or shared strings)
+        text = draw(ODD_TEXT).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode()
+        nth = draw(st.integers(40, 200))
+        data = _edit_parts(data, _retext(nth, text), ("xl/worksheets/sheet", "xl/sharedStrings"))
         structural = False
     elif kind == "rows_without_refs":
         data = _edit_parts(data, lambda b: re.sub(rb'(<(?:row|c) [^>]*?) r="[A-Z]*\d+"', rb"\1", b))
