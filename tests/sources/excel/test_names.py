@@ -145,3 +145,23 @@ def test_result_workbook_opens_for_every_name(bucket, warehouse_dsn, tmp_path):
     [key] = files(bucket, "results")
     assert openpyxl.load_workbook(Path(bucket.path) / "results" / key)["Tóm tắt"]
     assert res["status"] == "done"
+
+
+def test_bad_entries_never_stop_the_scan(bucket, wh, warehouse_dsn, tmp_path):
+    """A symlink loop, a dangling link, a FIFO and a name that is not UTF-8 next to a normal file."""
+    import os
+
+    folder = Path(bucket.path) / "inbox" / FACILITY
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vong").symlink_to(folder / "vong")
+    (folder / "treo.xlsx").symlink_to(folder / "khong-co.xlsx")
+    os.mkfifo(folder / "ong.xlsx")
+    data = template_file(tmp_path / "a.xlsx", births(3, seed=76)[0]).read_bytes()
+    with open(os.path.join(os.fsencode(folder), b"gi\xe1y-cp1258.xlsx"), "wb") as f:  # noqa: PTH118, PTH123 - a bytes name
+        f.write(data)
+    drop(bucket, "binh-thuong.xlsx", template_file(tmp_path / "b.xlsx", births(3, seed=77)[0]).read_bytes())
+    res = run(bucket, warehouse_dsn)
+    assert sorted(r["status"] for r in res) == ["done", "done"]
+    names = {n for (n,) in wh.execute("SELECT file_name FROM wh.excel_file")}
+    assert names == {"binh-thuong.xlsx", "gi\ufffdy-cp1258.xlsx"}
+    assert files(bucket, "processing") == [] and len(files(bucket, "results")) == 2

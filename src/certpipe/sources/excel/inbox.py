@@ -107,7 +107,7 @@ def scan(
                 key = storage.processing_key(folder, name)
                 conn.execute(
                     "INSERT INTO wh.excel_pending (object_key, folder, file_name) VALUES (%s, %s, %s)",
-                    (key, folder, name),
+                    (key, storage.readable(folder), storage.readable(name)),
                 )
                 conn.commit()
                 move(path, child(root, key))

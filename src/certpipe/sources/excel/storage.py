@@ -89,6 +89,12 @@ def name_hash(name: str) -> str:
     return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:10]
 
 
+def readable(name: str) -> str:
+    """A name as the ledger can hold it: bytes that are not UTF-8 (a name written by an old Windows tool in
+    another code page) shown as U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _clip(text: str, max_bytes: int) -> str:
     b = text.encode("utf-8", "surrogateescape")
     if len(b) <= max_bytes:
@@ -109,7 +115,7 @@ def safe_stem(name: str) -> str:
     """A short, harmless stem for derived names: separators, `..` and control characters replaced, at most
     STEM_BYTES of UTF-8, and a hash of the full name when anything was changed or cut."""
     stem, _ = split_name(name)
-    clean = unicodedata.normalize("NFC", stem.encode("utf-8", "replace").decode("utf-8", "replace"))
+    clean = unicodedata.normalize("NFC", readable(stem))
     clean = _UNSAFE.sub("_", clean).strip(" ._-")
     short = _clip(clean, STEM_BYTES).rstrip(" ._-")
     if short != stem or "/" in name:
