@@ -21,6 +21,7 @@ import shutil
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from certpipe.core.schema import schemas_dir
 
@@ -201,7 +202,7 @@ class Listing:
             log.warning("Excel inbox: entry %s skipped: %s", name_hash(p.name), type(e).__name__)
             return None
 
-    def files(self, root, area: str, depth: int = MAX_DEPTH) -> Iterator[tuple[str, str, object]]:
+    def files(self, root, area: str, depth: int = MAX_DEPTH) -> Iterator[tuple[str, str, Any]]:
         """(folder, name relative to the folder, path): files under <area>/<folder>/ (sub-folders included,
         their path in the name) and directly under <area>/ (folder '')."""
         base = root / area
@@ -218,7 +219,7 @@ class Listing:
             elif kind == "dir":
                 yield from self._walk(entry.name, entry, "", depth)
 
-    def _walk(self, folder: str, d, prefix: str, depth: int) -> Iterator[tuple[str, str, object]]:
+    def _walk(self, folder: str, d, prefix: str, depth: int) -> Iterator[tuple[str, str, Any]]:
         for entry in self._entries(d):
             kind = self._kind(entry)
             if kind == "file":
