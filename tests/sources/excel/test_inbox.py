@@ -231,6 +231,7 @@ def test_every_row_refused_still_gets_a_result(bucket, warehouse_dsn, tmp_path):
     head = [c.value for c in ws[1]]
     sex = next(j for j, h in enumerate(head) if str(h).startswith("Giới tính của con"))
     assert all(r[sex].comment and "giới tính" in r[sex].comment.text for r in rows)
+    assert all("Giá trị hợp lệ: 1 - Nam; 2 - Nữ" in r[sex].comment.text for r in rows)  # what is expected
 
 
 def test_files_still_being_written_are_left_alone(bucket, warehouse_dsn, tmp_path):
