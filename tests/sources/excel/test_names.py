@@ -165,3 +165,31 @@ def test_bad_entries_never_stop_the_scan(bucket, wh, warehouse_dsn, tmp_path):
     names = {n for (n,) in wh.execute("SELECT file_name FROM wh.excel_file")}
     assert names == {"binh-thuong.xlsx", "gi\ufffdy-cp1258.xlsx"}
     assert files(bucket, "processing") == [] and len(files(bucket, "results")) == 2
+
+
+def test_a_worker_killed_for_real_is_retried_then_quarantined(bucket, wh, warehouse_dsn, tmp_path):
+    """The worker process dies (SIGKILL, as the kernel's OOM killer does) while reading: its lock goes with it,
+    the attempt stays counted, and after the last attempt the file is answered."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    drop(bucket, "giet.xlsx", template_file(tmp_path / "a.xlsx", births(3, seed=78)[0]).read_bytes())
+    [fid] = excel.scan(bucket, warehouse_dsn, min_age=0, facilities=KNOWN)["file_ids"]
+    child = textwrap.dedent(
+        f"""
+        import os, signal
+        from airflow.sdk import ObjectStoragePath
+        from certpipe.sources.excel import inbox
+        inbox._land = lambda *a, **kw: os.kill(os.getpid(), signal.SIGKILL)
+        inbox.process(ObjectStoragePath({bucket.path!r}), {warehouse_dsn!r}, {fid})
+        """
+    )
+    for _ in range(excel.max_attempts()):
+        done = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=120)
+        assert done.returncode == -signal.SIGKILL
+    assert wh.execute("SELECT status, attempts FROM wh.excel_file").fetchone() == ("claimed", excel.max_attempts())
+    res = excel.process(bucket, warehouse_dsn, fid)
+    assert (res["status"], res["reason"]) == ("quarantined", "FILE_WORKER_LOST")
+    assert files(bucket, "processing") == [] and len(files(bucket, "results")) == 1
