@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(issue_token(a.sub, a.office, a.province, a.commune, ttl=dt.timedelta(hours=a.hours)))
         return 0
+    if argv[:1] == ["station"]:  # hospital look-up stations: add | list | revoke
+        from registrar.web.stations import main as stations_main
+
+        return stations_main(argv[1:])
     if argv[:1] == ["openapi"]:
         p = argparse.ArgumentParser(prog="python -m registrar openapi")
         p.add_argument("--out", type=Path, default=OPENAPI)
