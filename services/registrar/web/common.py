@@ -29,7 +29,17 @@ def _vn(moment) -> str:
     return clock.as_vn(moment).astimezone(clock.VN).strftime("%d/%m/%Y %H:%M") if moment else ""
 
 
+def _field(value, ftype: str = "text") -> str:
+    """A record's value as read by people: official compact dates as dd/mm/yyyy [HH:MM]."""
+    text = "" if value is None else str(value)
+    if ftype in ("date", "datetime") and text.isdigit() and len(text) in (8, 12, 14):
+        out = f"{text[6:8]}/{text[4:6]}/{text[:4]}"
+        return out + (f" {text[8:10]}:{text[10:12]}" if len(text) > 8 else "")
+    return text
+
+
 templates.env.filters["vn"] = _vn
+templates.env.filters["field"] = _field
 PRE_CSRF = "certpipe_csrf"  # double-submit cookie of the login forms (no session yet)
 
 # headers of every page of the web faces: nothing cached (personal data on a shared screen), no framing,

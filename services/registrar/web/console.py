@@ -189,6 +189,7 @@ def lookup(
     _check_csrf(request, s, csrf)
     db = request.app.state.db
     pid = re.sub(r"\s", "", person_id)
+    params: list
     number, facility = number.strip(), facility.strip().upper()
     if by in ("mother", "deceased"):
         if not _PERSON.match(pid):
@@ -203,7 +204,7 @@ def lookup(
                 error="Số định danh cá nhân gồm 12 chữ số (hoặc CMND 9 chữ số).",
             )
         kind = "GCS" if by == "mother" else "GBT"
-        where, params = f"c.kind = '{kind}' AND c.person_id = %s", [pid]
+        where, params = f"c.kind = '{kind}' AND c.person_id = %s", [pid]  # kind: one of two constants
         action, qkind, value = (
             ("lookup_mother_id", "mother_id", pid) if by == "mother" else ("lookup_deceased_id", "deceased_id", pid)
         )
@@ -246,10 +247,10 @@ def lookup(
     return _page(request, s, "console_lookup.html", results=rows, by=by, error=None)
 
 
-def _labels(kind: str) -> dict[str, str]:
+def _labels(kind: str) -> dict[str, tuple[str, str]]:
     from certpipe.core.schema import kind_spec
 
-    return {f.name: f.label for f in kind_spec(kind).fields}
+    return {f.name: (f.label, f.type) for f in kind_spec(kind).fields}
 
 
 def _card(request: Request, s: Session, cert_id: int, status_code: int = 200, **ctx) -> Response:
@@ -320,7 +321,7 @@ def mark_used(
     s = _session(request)
     _check_csrf(request, s, csrf)
     try:
-        body = Registration(registration_no=registration_no.strip(), registered_on=registered_on)  # type: ignore[arg-type]
+        body = Registration(registration_no=registration_no.strip(), registered_on=registered_on)
         if confirm != "yes" or body.registered_on > clock.vn_today():
             raise ValueError
     except ValueError:

@@ -126,10 +126,10 @@ def setup(request: Request, credential: Annotated[str, Form()] = "", csrf: Annot
             return resp
         audit(db, request, _as_registrar(st), 200, conn, action="station_setup")
         conn.commit()
-    resp = RedirectResponse("/station", status_code=303)
-    set_cookie(request, resp, COOKIE, credential.strip(), 400 * 86400, "/station")
-    resp.delete_cookie(PRE_CSRF, path="/station")
-    return resp
+    redirect = RedirectResponse("/station", status_code=303)
+    set_cookie(request, redirect, COOKIE, credential.strip(), 400 * 86400, "/station")
+    redirect.delete_cookie(PRE_CSRF, path="/station")
+    return redirect
 
 
 @router.post("/lookup")

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -47,7 +48,9 @@ def add(dsn: str, facility: str, name: str, station_id: str | None = None) -> st
     secret = secrets.token_urlsafe(24)
     with psycopg.connect(dsn) as c:
         if station_id is None:
-            n = c.execute("SELECT count(*) FROM wh.station WHERE facility_code = %s", (facility,)).fetchone()[0]
+            n = (c.execute("SELECT count(*) FROM wh.station WHERE facility_code = %s", (facility,)).fetchone() or [0])[
+                0
+            ]
             station_id = f"st-{facility.lower()}-{n + 1}"
         if not _ID.match(station_id):
             raise ValueError("station id: 3-40 lower-case letters, digits or '-'")
@@ -80,7 +83,7 @@ def authenticate(conn: psycopg.Connection, credential: str | None) -> Station | 
     parts = split(credential or "")
     if parts is None:
         return None
-    row = conn.execute("SELECT * FROM wh.station_auth(%s, %s)", (parts[0], sha256(parts[1]))).fetchone()
+    row: Any = conn.execute("SELECT * FROM wh.station_auth(%s, %s)", (parts[0], sha256(parts[1]))).fetchone()
     return Station(row["station_id"], row["facility_code"], row["name"]) if row else None
 
 

@@ -12,7 +12,7 @@ from tests.services.registrar.conftest import DECEASED_ID, MOTHER_ID
 
 
 def login(chromium, api, token):
-    ctx = chromium.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    ctx = chromium.new_context(viewport={"width": 1366, "height": 768}, locale="vi-VN", accept_downloads=True)
     page = ctx.new_page()
     page.goto(api.url + "/console")
     assert page.url.endswith("/console/login")

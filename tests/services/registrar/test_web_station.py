@@ -26,7 +26,7 @@ def site(station_env, api):
 
 
 def open_station(chromium, api, credential=None):
-    ctx = chromium.new_context(viewport={"width": 1366, "height": 768})
+    ctx = chromium.new_context(viewport={"width": 1366, "height": 768}, locale="vi-VN")
     page = ctx.new_page()
     page.goto(api.url + "/station")
     assert page.url.endswith("/station/setup")
