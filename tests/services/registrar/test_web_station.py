@@ -1,7 +1,10 @@
 """The hospital look-up station (solution 5) in a real Chromium against the registrar service on loopback and a real
 PostgreSQL: right and wrong factors, not yet arrived, already used, rate limits, revocation, audit."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -45,7 +48,7 @@ def look_up(page, kind, number, factor, date):
     page.wait_for_load_state()
 
 
-def test_all_factors_right_shows_only_what_is_needed_and_the_next_step(chromium, site, wh):
+def test_all_factors_right_shows_only_what_is_needed_and_the_next_step(chromium, site, wh, caplog):
     page = open_station(chromium, site)
     assert "Bệnh viện thí điểm Hà Nội" in page.inner_text("header")
     assert page.inner_text("#factor-label") == "Số định danh cá nhân (CCCD) của người mẹ"
@@ -83,6 +86,8 @@ def test_all_factors_right_shows_only_what_is_needed_and_the_next_step(chromium,
     assert [(r[0], r[2], r[5]) for r in rows] == [(f"station:{sid}", "station", "ok")] * 3
     assert all(r[3] and MOTHER_ID not in r[3] and len(r[4]) == 1 for r in rows)
     assert not wh.execute("SELECT 1 FROM wh.audit_log WHERE audit_log::text LIKE %s", (f"%{MOTHER_ID}%",)).fetchone()
+    assert "POST /station/lookup" in caplog.text  # the access log has the path only
+    assert MOTHER_ID not in caplog.text and DECEASED_ID not in caplog.text and "00001.GCS" not in caplog.text
 
 
 def test_wrong_factor_and_not_arrived_give_one_answer_that_says_what_to_do(chromium, site, wh):
@@ -162,3 +167,23 @@ def test_pages_are_not_cached_and_cookies_are_httponly(chromium, site):
         r = c.post("/station/lookup", data={"kind": "GCS", "number": "1", "factor": MOTHER_ID, "date": "2025-11-10"})
     assert r.status_code == 403 and "Không được phép" in r.text
     assert re.search(r"lang=\"vi\"", r.text)
+
+
+def test_station_cli_add_list_revoke(warehouse_dsn):
+    env = {**os.environ, "CERTPIPE_REGISTRAR_DB_URL": warehouse_dsn}
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "registrar", "station", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    added = cli("add", "--facility", "79034", "--name", "Bệnh viện thí điểm TP. Hồ Chí Minh")
+    assert added.returncode == 0, added.stderr
+    credential = added.stdout.strip()
+    assert credential.startswith("st-79034-1.")
+    listed = cli("list").stdout
+    assert "st-79034-1\t79034\tBệnh viện thí điểm TP. Hồ Chí Minh" in listed and "active" in listed
+    assert credential.split(".")[1] not in listed  # the secret is shown once, never stored in clear
+    assert cli("revoke", "st-79034-1").returncode == 0
+    assert "revoked" in cli("list").stdout
+    assert cli("revoke", "st-79034-1").returncode == 1
