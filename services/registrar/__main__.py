@@ -1,6 +1,7 @@
 """python -m registrar [--host 127.0.0.1] [--port 8090]      serve the API
 python -m registrar token --sub U --office O --province PP [--commune CCCCC] [--hours 8]
 python -m registrar openapi [--out docs/registrar-openapi.json]
+python -m registrar station add --facility F --name N | list | revoke ID     hospital look-up stations
 
 The signing key comes from CERTPIPE_REGISTRAR_JWT_SECRET; the warehouse from CERTPIPE_REGISTRAR_DB_URL or the
 Airflow connection `warehouse_db`; CERTPIPE_REGISTRAR_DB_ROLE (e.g. certpipe_registrar) limits the DB session.
