@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import msgspec
 import polars as pl
@@ -44,7 +45,7 @@ from certpipe.core.validate import validate_columns
 log = logging.getLogger(__name__)
 
 # Where the identifying columns of each kind come from.
-KEYS = {
+KEYS: dict[str, dict[str, Any]] = {
     "GCS": {
         "key": "MA_GCS",
         "facility": "MA_CSKCB",
@@ -413,7 +414,7 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
         new = rows.filter(is_new)
         cert_ids = pl.Series("cert_id", [], dtype=pl.Int64)
         if len(new):
-            lo, hi, listed = conn.execute(NEW_IDS_SQL, (len(new),)).fetchone()
+            lo, hi, listed = warehouse.one(conn, NEW_IDS_SQL, (len(new),))
             cert_ids = pl.Series("cert_id", listed or range(lo, hi + 1), dtype=pl.Int64)
             new = new.with_columns(cert_ids)
             _copy_csv(
@@ -641,10 +642,11 @@ def ingest_stream(
         side.autocommit = True
         # A source's first backfill has nothing to skip: no look-up of re-sent records (a record re-sent within
         # the stream still comes out unchanged, by its content).
-        fresh = not side.execute(
+        fresh = not warehouse.scalar(
+            side,
             "SELECT EXISTS (SELECT FROM wh.certificate_source WHERE source = %s AND source_ref = %s)",
             (source, source_ref),
-        ).fetchone()[0]
+        )
         pending: Future | None = None
         pending_id = waiting = None  # batch being applied; batch prepared but not yet handed over
         try:
@@ -670,7 +672,7 @@ def ingest_stream(
                 yield _finish(pending, waited_from=time.perf_counter())
         except BaseException:
             failed = [waiting] if waiting is not None else []
-            if pending is not None and pending.exception() is not None:  # waits for the batch being applied
+            if pending_id is not None and pending is not None and pending.exception() is not None:  # waits for it
                 failed.append(pending_id)
             for batch_id in failed:
                 warehouse.mark_batch(side, batch_id, "failed")
