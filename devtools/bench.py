@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 
+from devtools import embedded_pg
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 42
 KIND = "GCS"
@@ -100,10 +102,7 @@ def batches(n: int, size: int, *, changed: bool = False, seed: int = SEED) -> It
 
 # Explicit server options of the bench's own PostgreSQL, whatever the embedded server's defaults: "relaxed" is how
 # a throw-away bench database may run; "durable" is PostgreSQL's own default (every commit flushed to disk).
-DURABILITY = {
-    "relaxed": {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
-    "durable": {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"},
-}
+DURABILITY = {"relaxed": embedded_pg.RELAXED, "durable": embedded_pg.DURABLE}
 SERVER = {"max_connections": "200", "shared_buffers": "256MB", "max_wal_size": "4GB"}
 
 

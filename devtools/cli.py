@@ -23,7 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("bench", help="benchmarks (prints figures); further arguments go to the bench")
     sub.add_parser("lint", help="ruff check (broad rule set), ruff format --check, mypy")
+    sub.add_parser("backup", help="back up the warehouse: ./dev backup [PATH] (pg_dump, checksums in PATH.json)")
+    sub.add_parser("restore", help="restore a backup into an empty database: ./dev restore PATH [--database NAME]")
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("backup", "restore"):  # their own arguments: devtools/backup.py
+        from devtools import backup
+
+        return backup.main(argv)
     if argv and argv[0] in ("test", "bench"):  # everything after the command goes to pytest / the bench
         a = argparse.Namespace(cmd=argv[0], pytest_args=argv[1:], bench_args=argv[1:])
     else:

@@ -344,6 +344,18 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
     outcomes: list[pl.DataFrame] = []  # wh.batch_record rows: row, cert_key, cert_id, outcome, reasons
     ids = pl.Series("rid", p.ids, dtype=pl.String, strict=False)
     with conn.transaction():
+        # A batch is applied once: a retried task (killed after the commit, before Airflow saw it succeed) gets the
+        # stored counts back instead of a duplicate-key error on its outcomes. The row lock orders two attempts.
+        before = conn.execute(
+            "SELECT status, received, stored, updated, unchanged, refused, refusals_by_rule FROM wh.ingest_batch "
+            "WHERE batch_id = %s FOR UPDATE",
+            (batch_id,),
+        ).fetchone()
+        if before is not None and before[0] in ("ingested", "acknowledged"):
+            result.received, result.stored, result.updated, result.unchanged, result.refused = before[1:6]
+            result.refusals_by_rule = dict(before[6] or {})
+            log.info("batch %s (%s %s/%s) was already ingested: nothing done", batch_id, kind, source, source_ref)
+            return result
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_IDS[kind],))
         # Known certificates are locked first, so a registrar marking one used cannot slip in between.
         known = {r[0]: r[1:] for r in conn.execute(KNOWN_SQL, (kind, "\n".join(p.staged)))} if p.staged else {}
