@@ -288,7 +288,7 @@ def up(wait: bool = True) -> int:
     if PIDS.exists():
         stop(quiet=True)
     pg = EmbeddedPostgres(STATE / "pg", PG_PORT).start()
-    say(f"PostgreSQL {pg.url} (embedded, data in {STATE / 'pg'})")
+    say(f"PostgreSQL {pg.url} (embedded, durable: fsync on; data in {STATE / 'pg'})")
     airflow_url, warehouse_url = pg.create_database("airflow"), pg.create_database("warehouse")
     warehouse.migrate(warehouse_url)
     say("warehouse migrated")

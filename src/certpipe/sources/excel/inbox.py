@@ -149,8 +149,13 @@ def _upload(local: Path, dest) -> None:
     tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
     if dest.protocol == "file":
         Path(dest.path).parent.mkdir(parents=True, exist_ok=True)
-    with local.open("rb") as src, tmp.open("wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
+    try:
+        with local.open("rb") as src, tmp.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except BaseException:  # e.g. the bucket's disk full: no half-written part left behind; the task retries
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     _move(tmp, dest)
 
 
