@@ -187,3 +187,34 @@ def test_station_cli_add_list_revoke(warehouse_dsn):
     assert cli("revoke", "st-79034-1").returncode == 0
     assert "revoked" in cli("list").stdout
     assert cli("revoke", "st-79034-1").returncode == 1
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1366, "height": 768}, {"width": 768, "height": 1024}])
+def test_keyboard_only_and_no_sideways_scrolling(chromium, site, viewport):
+    """On a 1366x768 screen and a portrait tablet: the form is used with the keyboard alone (Tab order, Enter) and
+    nothing scrolls sideways; the result's facts and next step fit without horizontal scrolling too."""
+    ctx = chromium.new_context(viewport=viewport, locale="vi-VN")
+    page = ctx.new_page()
+    page.goto(site.url + "/station/setup")
+    page.fill("#credential", site.credential)
+    page.keyboard.press("Enter")
+    page.wait_for_url(site.url + "/station")
+    order = []
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.id || document.activeElement.name"))
+    # skip link, kind, number, second factor, date (then its day/month/year parts and the button)
+    assert order[:5] == ["", "kind", "number", "factor", "date"]
+    page.focus("#number")
+    page.keyboard.type("00001.GCS.01020.25")
+    page.keyboard.press("Tab")
+    page.keyboard.type(MOTHER_ID)
+    page.fill("#date", "2025-11-10")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#cert-number")
+    wide = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    assert not wide
+    for sel in ("#cert-number", "#portal-link"):
+        box = page.locator(sel).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"]
+    ctx.close()
