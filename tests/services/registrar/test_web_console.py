@@ -4,6 +4,7 @@ logout, CSRF refusal."""
 
 import datetime as dt
 
+import httpx
 import openpyxl
 import pytest
 
@@ -127,6 +128,20 @@ def test_supervisor_sees_the_office_audit_trail_others_do_not(chromium, api):
     sup.reload()
     assert "cm.hotich" not in sup.inner_text("#audit")  # another office
     other.context.close()
+
+
+def test_cookies_are_secure_behind_tls(api):
+    with httpx.Client(base_url=api.url, headers={"X-Forwarded-Proto": "https"}) as c:
+        r = c.get("/console/login")
+        csrf = r.cookies["certpipe_csrf"]
+        assert "secure" in r.headers["set-cookie"].lower()  # so the client keeps it for https only: sent by hand
+        c.cookies.clear()
+        r = c.post(
+            "/console/login", data={"token": api.token(), "csrf": csrf}, headers={"Cookie": f"certpipe_csrf={csrf}"}
+        )
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"].lower()
+    assert "certpipe_console=" in cookie and "httponly" in cookie and "secure" in cookie and "samesite=strict" in cookie
 
 
 def test_logout_ends_the_session_on_the_server(chromium, api):

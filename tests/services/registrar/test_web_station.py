@@ -113,8 +113,12 @@ def test_wrong_factor_and_not_arrived_give_one_answer_that_says_what_to_do(chrom
 
 
 def test_already_used_says_so_and_offers_no_new_application(chromium, site, wh):
-    wh.execute("UPDATE wh.certificate SET status = 'used', used_at = now() WHERE cert_key = '00002.GCS.01020.25'")
-    wh.commit()
+    cert = site.cert_id(wh, "00002.GCS.01020.25")
+    with site.client(site.token()) as c:  # the registry office uses it (registrar API)
+        r = c.post(
+            f"/api/v1/certificates/{cert}/registration", json={"registration_no": "KS-7", "registered_on": "2025-11-12"}
+        )
+    assert r.status_code == 200, r.text
     page = open_station(chromium, site)
     look_up(page, "GCS", "00002.GCS.01020.25", MOTHER_ID, "2025-11-10")
     assert page.inner_text("#cert-used") == "Đã sử dụng"
