@@ -11,6 +11,7 @@ their paths (the API keeps its JSON errors). Settings (environment):
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from registrar.web.common import HEADERS, HERE, RateLimiter, error_page, is_web, parse_limit
+
+log = logging.getLogger("registrar.web")
 
 # national portal, procedure pages: đăng ký khai sinh (1.001193), đăng ký khai tử (1.000656)
 PORTAL = {
@@ -73,8 +76,14 @@ def mount(app: FastAPI) -> None:
 
     @app.middleware("http")
     async def web_headers(request: Request, call_next):
-        response = await call_next(request)
-        if is_web(request):
-            for k, v in HEADERS.items():
-                response.headers.setdefault(k, v)
+        if not is_web(request):
+            return await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as e:
+            # like the API's audit middleware: the type only (a database error may quote a value), a Vietnamese page
+            log.error("web page error %s on %s", type(e).__name__, request.method)
+            response = error_page(request, 500)
+        for k, v in HEADERS.items():
+            response.headers.setdefault(k, v)
         return response

@@ -199,3 +199,16 @@ def test_registered_on_in_the_future_is_refused(chromium, api, wh):
     page.click("#use-form button[type=submit]")
     assert "không sau hôm nay" in page.inner_text("#card-error")
     assert status(wh, "00003.GCS.01020.25") == "received"
+
+
+def test_a_failure_is_a_vietnamese_error_page(secret, caplog):
+    from registrar import create_app
+    from registrar.server import run_in_thread
+
+    app = create_app("postgresql://nobody@127.0.0.1:1/none", jwt_secret=secret)  # no database there
+    with run_in_thread(app) as url, httpx.Client(base_url=url) as c:
+        r = c.get("/station")
+        assert r.status_code == 500 and "Lỗi hệ thống" in r.text and r.headers["cache-control"] == "no-store"
+        r = c.get("/console", cookies={"certpipe_console": "x"})
+        assert r.status_code in (303, 500)
+    assert "web page error OperationalError" in caplog.text and "Connection refused" not in caplog.text
