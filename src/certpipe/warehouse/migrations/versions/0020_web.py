@@ -16,7 +16,7 @@ Revises: 0015
 from alembic import op
 
 revision = "0020"
-down_revision = "0015"
+down_revision = "0017"  # re-chained at merge: one linear history
 branch_labels = None
 depends_on = None
 
