@@ -221,3 +221,7 @@ def fault_proxy(sandbox_url):
 
     with FaultProxy(sandbox_url) as proxy:
         yield proxy
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a fault-suite case of several DAG runs (still part of ./dev test)")
