@@ -55,11 +55,21 @@ def pg_server():
     if url:
         yield PgServer(url)
         return
-    pg = EmbeddedPostgres(_TMP / "pg", free_port()).start()
+    # a throw-away server: relaxed durability (fsync off), stated here; ./dev up keeps PostgreSQL's own
+    pg = EmbeddedPostgres(_TMP / "pg", free_port(), durable=False).start()
     try:
         yield PgServer(pg.url)
     finally:
         pg.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_logins(pg_server):
+    """The service logins (certpipe.warehouse.logins) on the test server, passwords in the session's temp dir;
+    `pg_logins[name].dsn(url)` is `url` as that login."""
+    from certpipe.warehouse import logins
+
+    return logins.ensure_logins(pg_server.admin_url, _TMP / "secrets")
 
 
 @pytest.fixture(scope="session")

@@ -253,8 +253,13 @@ def upload(local: Path, dest) -> None:
     tmp = dest.parent / f".{secrets.token_hex(6)}.part"
     if dest.protocol == "file":
         Path(dest.path).parent.mkdir(parents=True, exist_ok=True)
-    with local.open("rb") as src, tmp.open("wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
+    try:
+        with local.open("rb") as src, tmp.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except BaseException:  # e.g. the bucket's disk full: no half-written part left behind; the task retries
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     move(tmp, dest)
 
 
