@@ -194,7 +194,7 @@ def test_everything_at_once_no_deadlock_no_lost_update(
         f = tmp_path / f"x{i}.xlsx"
         template_file(f, changed(recs[: 20 + i], r, 0.4))
         (root / "inbox" / "01020" / f"t{i}.xlsx").write_bytes(f.read_bytes())
-        for fid in inbox.scan(bucket, warehouse_dsn, min_age=0)["file_ids"]:
+        for fid in inbox.scan(bucket, warehouse_dsn, min_age=0, facilities=["01020"])["file_ids"]:
             inbox.process(bucket, warehouse_dsn, fid)
 
     def registrar(i, r):

@@ -117,7 +117,7 @@ def test_task_killed_mid_excel_file(warehouse_dsn, tmp_path, fault_row):
     root = tmp_path / "bucket"
     bucket = _bucket(root)
     gcs = _drop_births(root, 600, 21, tmp_path)
-    (fid,) = inbox.scan(bucket, warehouse_dsn, min_age=0)["file_ids"]
+    (fid,) = inbox.scan(bucket, warehouse_dsn, min_age=0, facilities=["01020"])["file_ids"]
     proc = worker(
         "excel",
         json.dumps(
@@ -177,7 +177,7 @@ def _fill(root: Path, leave: int) -> Path:
 
 
 def test_bucket_disk_full_while_writing_the_result(warehouse_dsn, tmp_path, monkeypatch, fault_row):
-    from certpipe.sources.excel import inbox
+    from certpipe.sources.excel import inbox, storage
 
     with small_disk(4096) as disk:
         how = "a 4 MiB tmpfs as the bucket, filled" if disk else "ENOSPC injected in the bucket's writes (no mount)"
@@ -190,7 +190,7 @@ def test_bucket_disk_full_while_writing_the_result(warehouse_dsn, tmp_path, monk
         root = (disk or tmp_path) / "bucket"
         bucket = _bucket(root)
         gcs = _drop_births(root, 150, 23, tmp_path)
-        (fid,) = inbox.scan(bucket, warehouse_dsn, min_age=0)["file_ids"]
+        (fid,) = inbox.scan(bucket, warehouse_dsn, min_age=0, facilities=["01020"])["file_ids"]
         if disk:
             filler = _fill(disk, 4096)
         else:
@@ -200,7 +200,7 @@ def test_bucket_disk_full_while_writing_the_result(warehouse_dsn, tmp_path, monk
                 dst.write(src.read(1024))
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-            monkeypatch.setattr(inbox.shutil, "copyfileobj", full)
+            monkeypatch.setattr(storage.shutil, "copyfileobj", full)
         with pytest.raises(OSError, match=os.strerror(errno.ENOSPC)) as err:
             inbox.process(bucket, warehouse_dsn, fid)
         assert err.value.errno == errno.ENOSPC
@@ -210,7 +210,7 @@ def test_bucket_disk_full_while_writing_the_result(warehouse_dsn, tmp_path, monk
         if disk:
             filler.unlink()
         else:
-            monkeypatch.setattr(inbox.shutil, "copyfileobj", real)
+            monkeypatch.setattr(storage.shutil, "copyfileobj", real)
         out = inbox.process(bucket, warehouse_dsn, fid)
         assert out["status"] == "done" and out["received"] == len(gcs)
         _check_done(root, warehouse_dsn, len(gcs))
