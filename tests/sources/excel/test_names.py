@@ -193,3 +193,28 @@ def test_a_worker_killed_for_real_is_retried_then_quarantined(bucket, wh, wareho
     res = excel.process(bucket, warehouse_dsn, fid)
     assert (res["status"], res["reason"]) == ("quarantined", "FILE_WORKER_LOST")
     assert files(bucket, "processing") == [] and len(files(bucket, "results")) == 1
+
+
+def test_a_result_that_keeps_failing_is_answered_with_the_summary(bucket, wh, warehouse_dsn, tmp_path, monkeypatch):
+    from certpipe.sources.excel import result
+
+    gcs = births(5, seed=79, bad_ratio=0)[0]
+    drop(bucket, "a.xlsx", template_file(tmp_path / "a.xlsx", gcs).read_bytes())
+    [fid] = excel.scan(bucket, warehouse_dsn, min_age=0, facilities=KNOWN)["file_ids"]
+    real = result._data_sheet
+
+    def broken(*a, **kw):
+        raise RuntimeError("the detailed result cannot be written")
+
+    monkeypatch.setattr(result, "_data_sheet", broken)
+    for _ in range(excel.max_attempts()):
+        with pytest.raises(RuntimeError):
+            excel.process(bucket, warehouse_dsn, fid)
+    res = excel.process(bucket, warehouse_dsn, fid)
+    monkeypatch.setattr(result, "_data_sheet", real)
+    assert res["status"] == "done" and res["received"] == len(gcs)
+    assert files(bucket, "processing") == []
+    [key] = files(bucket, "results")
+    book = result_book(bucket, f"results/{key}")
+    assert book.sheetnames == ["Tóm tắt"]
+    assert excel.BRIEF_NOTE in _summary_text(bucket, f"results/{key}")

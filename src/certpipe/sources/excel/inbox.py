@@ -59,6 +59,10 @@ MIN_AGE_S = 15.0  # a file younger than this may still be being written (local f
 STALE_PARTIAL_S = 3600.0  # a partial download (.part, .crdownload ...) untouched this long is taken and answered
 MAX_ATTEMPTS = 3
 FINAL = ("done", "quarantined")
+BRIEF_NOTE = (
+    "Các dòng đã được xử lý và lưu như tóm tắt dưới đây, nhưng không tạo được bảng kết quả từng dòng sau nhiều lần "
+    "thử. Nếu cần kết quả từng dòng, hãy liên hệ bộ phận hỗ trợ kèm mã file."
+)
 _LOCK_NS = 7_263
 
 
@@ -309,19 +313,22 @@ def _process(root, conn: psycopg.Connection, file_id: int, tmp: Path, run_id, li
     out = tmp / "result.xlsx"
     from certpipe.sources.excel import result
 
+    info = {
+        "file_name": f["file_name"],
+        "facility": f["facility_code"],
+        "file_id": file_id,
+        "received_at": f["claimed_at"],
+        "finished_at": finished,
+        "status": "done",
+    }
+    # earlier attempts died after the rows were stored (writing the detailed result): answer with the summary
+    brief = attempts > max_attempts()
     with conn.transaction():
         result.write(
             out,
-            {
-                "file_name": f["file_name"],
-                "facility": f["facility_code"],
-                "file_id": file_id,
-                "received_at": f["claimed_at"],
-                "finished_at": finished,
-                "status": "done",
-            },
-            source=local,
-            outcomes=lambda kind: feedback.outcomes(conn, file_id, kind),
+            {**info, "extra": [BRIEF_NOTE]} if brief else info,
+            source=None if brief else local,
+            outcomes=None if brief else (lambda kind: feedback.outcomes(conn, file_id, kind)),
             per_sheet=per_sheet,
             rules=rules,
             notes=notes,
