@@ -22,6 +22,7 @@ from certpipe.sources.excel.values import (
     time_of,
 )
 
+_CODED = frozenset({"code", "int", "nationality"})  # types whose official names map to codes
 _CODE_LABEL = re.compile(r"^\s*([0-9A-Za-z]{1,4})\s*[-–:]\s+\S")  # "1 - Nam", "01 - Kinh" (template drop-downs)
 
 
@@ -68,7 +69,7 @@ class Sheet:
         """One cell as the record holds it (None: blank)."""
         t = type(v)
         if t is str:
-            if INVISIBLE.search(v):
+            if not v.isprintable() and INVISIBLE.search(v):
                 v = strip_invisible(v)
                 self.report["invisible"] += 1
                 if len(self.report["invisible_rows"]) < 10 and excel_row not in self.report["invisible_rows"]:
@@ -77,7 +78,7 @@ class Sheet:
                 return None
             if code_list and (m := _CODE_LABEL.match(v)):
                 return m.group(1)
-            code = official_code(name, v) if ftype in ("code", "int", "nationality") and not v.isdigit() else None
+            code = official_code(name, v) if ftype in _CODED and not v.isdigit() else None
             return code if code is not None else v
         if t is float or t is int:
             if ftype == "datetime" and 1 < v < 100000 and not (t is int or v.is_integer()):
@@ -120,6 +121,10 @@ class Sheet:
                     break
                 v = cells[j]
                 if v is None or v == "":
+                    continue
+                if type(v) is str and v.isprintable() and not code_list and (ftype not in _CODED or v.isdigit()):
+                    if v[0] != " " or v.strip():  # the usual cell: visible text, nothing to map
+                        rec[name] = v
                     continue
                 v = self._cell(excel_row, base + j, v, name, ftype, code_list)
                 if v is not None:

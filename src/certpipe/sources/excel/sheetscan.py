@@ -148,7 +148,8 @@ class _Scanner:
         self.cell: list | None = None  # [row, col, style, has_value, has_formula, value text]
         ids = b"|".join(str(i).encode() for i in sorted(timed))
         self.midnight = (
-            re.compile(rb'<c r="([A-Z]{1,3})\d+"([^>]*?\bs="(?:' + ids + rb')"[^>]*?)(?<!/)><v>(\d+)(?:\.0*)?</v>')
+            # the attribute layout every writer uses (r, s, t="n" or none): a cheap pattern on every row
+            re.compile(rb'<c r="([A-Z]{1,3})\d+"( s="(?:' + ids + rb')"(?: t="n")?)><v>(\d+)(?:\.0*)?</v>')
             if timed
             else None
         )
@@ -237,9 +238,8 @@ class _Scanner:
             self.value_at(r, col_number(_letters(body, body.rfind(b'<c r="', 0, at))))
             st.value_cells += nv - 1
         if self.midnight is not None and len(st.midnights) < MAX_NOTES:
-            for letters, cattrs, _ in self.midnight.findall(body):
-                if b't="' not in cattrs or b't="n"' in cattrs:
-                    st.midnights.add((r, col_number(letters.decode())))
+            for letters, _, _ in self.midnight.findall(body):
+                st.midnights.add((r, col_number(letters.decode())))
 
     def tokens(self, work: bytes) -> None:
         st = self.st
