@@ -52,17 +52,21 @@ def test_unknown_folder_is_quarantined_with_a_result_and_an_alert(bucket, wh, wa
 
     data = template_file(tmp_path / "a.xlsx", births(4, seed=70)[0]).read_bytes()
     drop(bucket, "a.xlsx", data, facility="99999")
+    drop(bucket, "c.xlsx", template_file(tmp_path / "c.xlsx", births(2, seed=69)[0]).read_bytes(), facility="99999")
     drop(bucket, "b.xlsx", data, facility="")  # directly under inbox/
     caplog.set_level(logging.WARNING)
-    res = {r["facility"]: r for r in run(bucket, warehouse_dsn)}
+    res = {r["file_id"]: r for r in run(bucket, warehouse_dsn)}
+    assert len(res) == 3
     assert {r["status"] for r in res.values()} == {"quarantined"}
     assert {r["reason"] for r in res.values()} == {"FILE_UNKNOWN_FACILITY"}
     assert wh.execute("SELECT count(*) FROM wh.certificate").fetchone()[0] == 0
-    [key] = [k for k in files(bucket, "results") if k.startswith("99999/")]
-    assert message("FILE_UNKNOWN_FACILITY") in _summary_text(bucket, f"results/{key}")
+    keys = [k for k in files(bucket, "results") if k.startswith("99999/")]
+    assert len(keys) == 2
+    assert all(message("FILE_UNKNOWN_FACILITY") in _summary_text(bucket, f"results/{k}") for k in keys)
     assert files(bucket, "processing") == [] and files(bucket, "inbox") == []
     alerts = [r.getMessage() for r in caplog.records if "excel_unknown_facility" in r.getMessage()]
-    assert any('"source_ref": "99999"' in a for a in alerts)
+    assert [a for a in alerts if '"source_ref": "99999"' in a and '"received": 2' in a]  # one alert per folder
+    assert len([a for a in alerts if '"source_ref": "99999"' in a]) == 1
     # moved to the right folder, the same content is processed (not a duplicate of the quarantined drop)
     drop(bucket, "a.xlsx", data)
     [again] = run(bucket, warehouse_dsn)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import psycopg
 
-from certpipe.alerts import notify
 from certpipe.sources.excel import storage
 from certpipe.sources.excel.storage import child, final_key, move, name_hash, result_key, upload
 
@@ -130,8 +129,4 @@ def _quarantine(
     )
     conn.commit()
     log.info("Excel file %d (folder %s): quarantined (%s)", file_id, _folder_label(facility), code)
-    if code == "FILE_UNKNOWN_FACILITY":  # someone drops files where no facility is expected: say where
-        notify(
-            {"event": "excel_unknown_facility", "severity": "warning", "source": SOURCE, "source_ref": facility[:80]}
-        )
     return _summary(_file(conn, file_id))

@@ -29,12 +29,14 @@ import logging
 import os
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from certpipe import warehouse
+from certpipe.alerts import notify
 from certpipe.sources.excel import feedback, storage
 from certpipe.sources.excel.answers import _answer_twins, _duplicate, _file, _quarantine, _summary
 from certpipe.sources.excel.landing import ingest_file as _ingest
@@ -128,6 +130,7 @@ def scan(
 
         claimed = dups = waiting = 0
         todo: set[int] = set()
+        unknown: Counter = Counter()  # folder -> files claimed there this scan
         for dirname, key_name, path in list(listing.files(root, "processing", depth=1)):
             key = f"processing/{dirname or '_'}/{key_name}" if dirname else f"processing/{key_name}"
             try:
@@ -139,6 +142,8 @@ def scan(
                 continue
             if outcome == "claimed":
                 claimed += 1
+                if file_id is not None and (folder := unknown_folder(conn, file_id)) is not None:
+                    unknown[folder] += 1
             elif outcome == "duplicate":
                 dups += 1
             elif outcome == "waiting":
@@ -148,6 +153,16 @@ def scan(
         todo.update(
             r[0] for r in conn.execute("SELECT file_id FROM wh.excel_file WHERE status NOT IN ('done', 'quarantined')")
         )
+        for folder, n in sorted(unknown.items()):  # one alert per folder and scan, naming it
+            notify(
+                {
+                    "event": "excel_unknown_facility",
+                    "severity": "warning",
+                    "source": SOURCE,
+                    "source_ref": folder[:80],
+                    "received": n,
+                }
+            )
         busy = _in_progress(conn, todo)  # held by a task of an earlier run (a long file): not this run's work
         todo -= busy
     out = {
@@ -162,6 +177,16 @@ def scan(
     }
     log.info("Excel inbox scan: %s", out)
     return out
+
+
+def unknown_folder(conn, file_id: int) -> str | None:
+    """The folder of a file claimed in a folder that is no known facility, else None."""
+    row = conn.execute(
+        "SELECT facility_code FROM wh.excel_file WHERE file_id = %s AND reason_code = 'FILE_UNKNOWN_FACILITY' "
+        "AND status = 'claimed'",
+        (file_id,),
+    ).fetchone()
+    return row[0] if row else None
 
 
 def _in_progress(conn, file_ids: set[int]) -> set[int]:
