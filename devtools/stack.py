@@ -293,7 +293,8 @@ def print_summary(warehouse_url: str, since: float) -> None:
 
 def web_logins(warehouse_url: str) -> tuple[str, str, str]:
     """A sample station credential (the Hà Nội pilot hospital, kept in .state/station_credential while it is valid)
-    and registrar / supervisor tokens for the sandbox data (Hà Nội, 24 h), each also in a 0600 file under .state."""
+    and registrar / supervisor tokens for the sandbox data (Hà Nội, 12 h: the longest a token may live),
+    each also in a 0600 file under .state."""
     import psycopg
     from psycopg.rows import dict_row
 
@@ -309,8 +310,8 @@ def web_logins(warehouse_url: str) -> tuple[str, str, str]:
         credential = stations.add(warehouse_url, HOSPITALS[0][0], HOSPITALS[0][1])
     secret = _secret("registrar_jwt_secret")
     office = "UBND phường Ba Đình (sandbox)"
-    token = issue_token("hn.hotich1", office, "01", secret=secret, ttl=dt.timedelta(hours=24))
-    supervisor = issue_supervisor_token("hn.lanhdao", office, "01", secret=secret, hours=24)
+    token = issue_token("hn.hotich1", office, "01", secret=secret, ttl=dt.timedelta(hours=12))
+    supervisor = issue_supervisor_token("hn.lanhdao", office, "01", secret=secret, hours=12)
     for name, value in (
         ("station_credential", credential),
         ("registrar_token", token),
@@ -394,7 +395,7 @@ def up(wait: bool = True) -> int:
         f"on its setup page: {credential} ; also in {STATE / 'station_credential'})"
     )
     say(
-        f"registrar console: http://127.0.0.1:{REGISTRAR_PORT}/console  (login: the registrar token of Hà Nội, 24 h, "
+        f"registrar console: http://127.0.0.1:{REGISTRAR_PORT}/console  (login: the registrar token of Hà Nội, 12 h, "
         f"in {STATE / 'registrar_token'}; a supervisor's in {STATE / 'supervisor_token'}):"
     )
     print(token, flush=True)
