@@ -134,7 +134,7 @@ def test_everything_at_once_no_deadlock_no_lost_update(
         "concurrency: HIS + BHXH + Excel batches, registrar marks, DHIS2 daily pull + dhis2_match",
         f"{ROUNDS} rounds each, same certificates and events",
         "no error (no deadlock); each certificate's version = 1 + its 'updated' outcomes, one history row per "
-        "update (no lost update); no update of a used certificate; one registration per used one",
+        "update (no lost update); marked = used, one registration per used one; every event stored once",
     )
     from certpipe.sources.bhxh.pull import ingest_window
     from certpipe.sources.dhis2.daily import match_events, pull_window
