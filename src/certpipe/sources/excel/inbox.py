@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import glob
 import hashlib
 import logging
 import os
@@ -148,7 +149,11 @@ def _upload(local: Path, dest) -> None:
     an object appears whole on S3 anyway)."""
     tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.part"
     if dest.protocol == "file":
-        Path(dest.path).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(dest.path).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        # a part left by an attempt killed mid-write (SIGKILL: no cleanup ran); the file's lock keeps others away
+        for stale in folder.glob(f".{glob.escape(dest.name)}.*.part"):
+            stale.unlink(missing_ok=True)
     try:
         with local.open("rb") as src, tmp.open("wb") as out:
             shutil.copyfileobj(src, out, 1 << 20)
