@@ -45,6 +45,8 @@ def excel_inbox():
     @task(
         map_index_template=LABEL,
         max_active_tis_per_dagrun=2,
+        # a file that hangs its worker is stopped, retried, and quarantined after its attempts (wh.excel_file)
+        execution_timeout=dt.timedelta(minutes=20),
         inlets=[lineage.EXCEL_INBOX],
         outlets=lineage.certificates("GCS", "GBT"),
     )

@@ -176,7 +176,7 @@ def step_generate(dsn: str, n: int, batch_size: int) -> dict:
 def step_copy_baseline(dsn: str, n: int, batch_size: int) -> dict:
     """Raw COPY of (cert_key, record jsonb) into an empty keyed table: the machine's own limit."""
     from certpipe import warehouse
-    from certpipe.core.ingest import cert_key
+    from certpipe.core.keys import cert_key
 
     secs, done = 0.0, 0
     with warehouse.connect(dsn) as conn:
@@ -205,7 +205,7 @@ def _ingest_all(dsn: str, n: int, batch_size: int, changed: bool) -> dict:
     """The core as a backfill runs it (ingest_stream: the next batch is validated while the database applies the
     current one). Generating the synthetic records happens inside the stream; its time is measured and
     subtracted, so the rate is the core's alone."""
-    from certpipe.core.ingest import ingest_stream
+    from certpipe.core.stream import ingest_stream
 
     totals = {"stored": 0, "updated": 0, "unchanged": 0, "refused": 0}
     gen = 0.0

@@ -89,19 +89,22 @@ def test_postgres_down_mid_ingest_batch(how, crash_pg, crash_db, his_big, sandbo
 
 
 @pytest.fixture
-def registrar_api(crash_db, monkeypatch):
+def registrar_api(crash_pg, crash_db, monkeypatch, tmp_path):
     import secrets
 
+    from certpipe.warehouse import logins
     from registrar import create_app, issue_token
+    from registrar.security import Settings
     from registrar.server import run_in_thread
     from tests.core.records import birth
-    from tests.services.registrar.conftest import load
+    from tests.services.registrar.conftest import GENEROUS, load
 
     secret = secrets.token_urlsafe(32)
     monkeypatch.setenv("CERTPIPE_REGISTRAR_JWT_SECRET", secret)
     with warehouse.connect(crash_db) as conn:
         load(conn, [birth(1), birth(2)], "GCS", "01020")
-    app = create_app(crash_db, db_role="certpipe_registrar")
+    dsn = logins.ensure_logins(crash_pg.url, tmp_path / "secrets")[logins.REGISTRAR].dsn(crash_db)  # its own login
+    app = create_app(dsn, settings=Settings.from_env(**GENEROUS))
     with run_in_thread(app) as url:
         yield url, issue_token("hn.hotich1", "UBND phường Ba Đình", "01", None, secret=secret)
 

@@ -9,7 +9,8 @@ import openpyxl
 import pytest
 
 from certpipe.sources.excel import inbox as excel
-from tests.sources.excel.conftest import FACILITY, births, deaths, his_export, template_file, xls_file
+from certpipe.sources.excel import landing
+from tests.sources.excel.conftest import FACILITY, KNOWN, births, deaths, his_export, template_file, xls_file
 
 
 def drop(bucket, name: str, data: bytes, facility: str = FACILITY) -> Path:
@@ -20,7 +21,7 @@ def drop(bucket, name: str, data: bytes, facility: str = FACILITY) -> Path:
 
 
 def run(bucket, dsn, **kw) -> list[dict]:
-    ids = excel.scan(bucket, dsn, min_age=0)["file_ids"]
+    ids = excel.scan(bucket, dsn, min_age=0, facilities=KNOWN)["file_ids"]
     return [excel.process(bucket, dsn, i, **kw) for i in ids]
 
 
@@ -125,7 +126,7 @@ def test_interrupted_file_is_resumed_without_double_counting(bucket, wh, warehou
     for i in bad:
         gcs[i]["GIOI_TINH_CON"] = "9"
     drop(bucket, "lon.xlsx", template_file(tmp_path / "x.xlsx", gcs).read_bytes())
-    real = excel.ingest
+    real = landing.ingest
     calls = []
 
     def crash_after_first_batch(*a, **kw):
@@ -134,14 +135,14 @@ def test_interrupted_file_is_resumed_without_double_counting(bucket, wh, warehou
         calls.append(1)
         return real(*a, **kw)
 
-    monkeypatch.setattr(excel, "ingest", crash_after_first_batch)
+    monkeypatch.setattr(landing, "ingest", crash_after_first_batch)
     ids = excel.scan(bucket, warehouse_dsn, min_age=0)["file_ids"]
     with pytest.raises(ConnectionError):
         excel.process(bucket, warehouse_dsn, ids[0], chunk_rows=25)
     assert wh.execute("SELECT status FROM wh.excel_file").fetchone()[0] == "landed"
     assert files(bucket, "processed") == [] and len(files(bucket, "processing")) == 1
 
-    monkeypatch.setattr(excel, "ingest", real)
+    monkeypatch.setattr(landing, "ingest", real)
     [res] = run(bucket, warehouse_dsn, chunk_rows=25)  # the next run resumes the claim
     assert res["status"] == "done"
     valid = [r["MA_GCS"] for r in gcs if r["GIOI_TINH_CON"] != "9"]

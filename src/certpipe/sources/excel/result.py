@@ -239,8 +239,10 @@ def _data_sheet(wb, fm: _Formats, sheet, lay: SheetLayout, stream: Iterator, nam
         texts = []
         for why in reasons or ():
             field, msg = why.get("field"), why.get("message") or message(why["code"])
-            texts.append(f"{_label(lay.kind, field)}: {msg}")
             j = col_of.get(field)
+            if j is not None and (why_blank := sheet.cell_note(row_no, j)):
+                msg = f"{msg} {why_blank}"
+            texts.append(f"{_label(lay.kind, field)}: {msg}")
             (by_col.setdefault(j, []) if j is not None else loose).append(msg)
         refused = outcome == "refused"
         ws.write_number(r, 0, row_no)
