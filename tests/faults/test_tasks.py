@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -110,7 +111,7 @@ def test_task_killed_mid_excel_file(warehouse_dsn, tmp_path, fault_row):
         "task process SIGKILL",
         "Excel file (between its ingestion chunks)",
         "the next attempt resumes the claim: every row one outcome, no chunk ingested twice, nothing left in "
-        "processing/, one whole result workbook",
+        "processing/, one whole result workbook (a part left by a kill mid-write removed)",
     )
     from certpipe.sources.excel import inbox
 
@@ -141,6 +142,11 @@ def test_task_killed_mid_excel_file(warehouse_dsn, tmp_path, fault_row):
     assert q(warehouse_dsn, "SELECT status FROM wh.excel_file") == [("landed",)]
     assert len(_files(root, "processing")) == 1 and _files(root, "results") == []
     wait_until(lambda: no_stuck_sessions(warehouse_dsn) == [], 30, "the killed sessions to end")
+    # what a process killed in the middle of writing the result leaves: a hidden part, cut short
+    rkey = root / inbox.result_key("01020", fid, "thang-11.xlsx")
+    rkey.parent.mkdir(parents=True, exist_ok=True)
+    tag = hashlib.sha256(rkey.name.encode()).hexdigest()[:12]  # storage.upload's part names
+    (rkey.parent / f".{tag}.dead00000000.part").write_bytes(b"PK\x03\x04 cut")
     out = inbox.process(bucket, warehouse_dsn, fid, chunk_rows=60)
     assert out["status"] == "done" and out["received"] == len(gcs)
     _check_done(root, warehouse_dsn, len(gcs))
@@ -177,7 +183,7 @@ def _fill(root: Path, leave: int) -> Path:
 
 
 def test_bucket_disk_full_while_writing_the_result(warehouse_dsn, tmp_path, monkeypatch, fault_row):
-    from certpipe.sources.excel import inbox
+    from certpipe.sources.excel import inbox, storage
 
     with small_disk(4096) as disk:
         how = "a 4 MiB tmpfs as the bucket, filled" if disk else "ENOSPC injected in the bucket's writes (no mount)"
@@ -200,7 +206,7 @@ def test_bucket_disk_full_while_writing_the_result(warehouse_dsn, tmp_path, monk
                 dst.write(src.read(1024))
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-            monkeypatch.setattr(inbox.shutil, "copyfileobj", full)
+            monkeypatch.setattr(storage.shutil, "copyfileobj", full)
         with pytest.raises(OSError, match=os.strerror(errno.ENOSPC)) as err:
             inbox.process(bucket, warehouse_dsn, fid)
         assert err.value.errno == errno.ENOSPC
@@ -210,7 +216,7 @@ def test_bucket_disk_full_while_writing_the_result(warehouse_dsn, tmp_path, monk
         if disk:
             filler.unlink()
         else:
-            monkeypatch.setattr(inbox.shutil, "copyfileobj", real)
+            monkeypatch.setattr(storage.shutil, "copyfileobj", real)
         out = inbox.process(bucket, warehouse_dsn, fid)
         assert out["status"] == "done" and out["received"] == len(gcs)
         _check_done(root, warehouse_dsn, len(gcs))
