@@ -22,6 +22,24 @@ for v in AIRFLOW__CORE__FERNET_KEY AIRFLOW__API_AUTH__JWT_SECRET AIRFLOW_ADMIN_U
 done
 ((${#missing[@]} == 0)) || die "missing settings: ${missing[*]} (copy .env.example to .env and fill it in)"
 
+# Placeholder or weak secrets (the LOCAL-DEV DEFAULTs of .env.example, well-known words, short values) are refused:
+# a stack started with them would run with secrets everybody knows. Nothing secret is printed, only the names.
+# (Generate values as .env.example explains.)
+weak=()
+for v in AIRFLOW__CORE__FERNET_KEY AIRFLOW__API_AUTH__JWT_SECRET AIRFLOW_ADMIN_PASSWORD WAREHOUSE_DB_PASSWORD \
+         MINIO_ROOT_PASSWORD AIRFLOW_DB_PASSWORD; do
+  val="${!v:-}"
+  [[ -n "${val}" || "${v}" != AIRFLOW_DB_PASSWORD ]] || continue  # optional here (used by compose only)
+  lower="${val,,}"
+  decoded="$(printf '%s' "${val}" | base64 -d 2>/dev/null | tr '[:upper:]' '[:lower:]' || true)"
+  if ((${#val} < 16)) || [[ "${lower}" == *change* || "${lower}" == *local-dev* || "${lower}" == *placeholder* \
+        || "${lower}" == *example* || "${decoded}" == *change* || "${decoded}" == *local-dev* \
+        || "${lower}" =~ ^(airflow|admin|password|postgres|minio|secret|certpipe)[0-9]*$ ]]; then
+    weak+=("$v")
+  fi
+done
+((${#weak[@]} == 0)) || die "placeholder, empty or weak secrets: ${weak[*]} (at least 16 characters, not the .env.example values)"
+
 if [[ -z "${AIRFLOW_UID:-}" ]]; then
   echo "[init] WARNING: AIRFLOW_UID not set; files in the volumes will be owned by 50000."
   echo "[init]          On Linux put AIRFLOW_UID=\$(id -u) in .env."
