@@ -49,7 +49,27 @@ def say(msg: str) -> None:
 
 SECRETS = STATE / "secrets"
 # what every process needs to run Python from this checkout; nothing secret
-BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
+BASE_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+)
 
 
 def _secret(name: str) -> str:
@@ -82,7 +102,8 @@ def admin_password_file() -> Path:
 def airflow_env(pg_url_airflow: str) -> dict:
     home = STATE / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    env = base_env()
+    # the operator's own Airflow settings pass through; ours (below) win for what security depends on
+    env = base_env(**{k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__")})
     env.update(
         {
             "AIRFLOW_HOME": str(home),
