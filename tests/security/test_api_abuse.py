@@ -242,3 +242,39 @@ def test_slow_clients_are_cut_off(secured):
             )
             t0 = time.monotonic()
             assert s.recv(4096).startswith(b"HTTP/1.1 408") and time.monotonic() - t0 < 3
+
+
+def test_default_limits_stop_a_scrape(secured):
+    """With the shipped defaults (5/second per token) a burst of look-ups is cut to a handful."""
+    secret, server = serve(secured)
+    with server as url:
+        a = Api(url, secret)
+        with a.client(a.token()) as c:
+            codes = [c.post("/api/v1/lookup/births", json={"mother_id": MOTHER_ID}).status_code for _ in range(12)]
+    assert codes.count(200) <= 5 and codes.count(429) >= 7
+
+
+def test_twenty_offices_racing_for_one_certificate_exactly_one_wins(secured, api):  # noqa: F811
+    import threading
+
+    cid = cert_id(secured, "00001.GBT.96025.25")
+    tokens = [api.token(f"cm.{i}", f"UBND xã {i}", "96") for i in range(20)]
+    barrier, results = threading.Barrier(20), [None] * 20
+
+    def mark(i):
+        with api.client(tokens[i]) as c:
+            c.get("/healthz")
+            barrier.wait()
+            results[i] = c.post(
+                f"/api/v1/certificates/{cid}/registration",
+                json={"registration_no": f"{i + 1}/2025", "registered_on": "2025-11-20"},
+            ).status_code
+
+    threads = [threading.Thread(target=mark, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200] + [409] * 19
+    with psycopg.connect(secured.admin) as c:
+        assert c.execute("SELECT count(*) FROM wh.registration WHERE cert_id = %s", (cid,)).fetchone()[0] == 1
