@@ -54,13 +54,17 @@ def his_batch(dsn: str, recs: list[dict], source: str = "his", ref: str = "01020
 
 
 @pytest.fixture
-def api(warehouse_dsn, monkeypatch):
+def api(warehouse_dsn, pg_logins, monkeypatch):
+    from certpipe.warehouse.logins import REGISTRAR
     from registrar import create_app, issue_token
+    from registrar.security import Settings
     from registrar.server import run_in_thread
+    from tests.services.registrar.conftest import GENEROUS
 
     secret = secrets.token_urlsafe(32)
     monkeypatch.setenv("CERTPIPE_REGISTRAR_JWT_SECRET", secret)
-    with run_in_thread(create_app(warehouse_dsn, db_role="certpipe_registrar")) as url:
+    app = create_app(pg_logins[REGISTRAR].dsn(warehouse_dsn), settings=Settings.from_env(**GENEROUS))
+    with run_in_thread(app) as url:
         yield url, [issue_token(f"hn.hotich{i}", "UBND phường Ba Đình", "01", None, secret=secret) for i in (1, 2)]
 
 
@@ -134,7 +138,7 @@ def test_everything_at_once_no_deadlock_no_lost_update(
         "concurrency: HIS + BHXH + Excel batches, registrar marks, DHIS2 daily pull + dhis2_match",
         f"{ROUNDS} rounds each, same certificates and events",
         "no error (no deadlock); each certificate's version = 1 + its 'updated' outcomes, one history row per "
-        "update (no lost update); no update of a used certificate; one registration per used one",
+        "update (no lost update); marked = used, one registration per used one; every event stored once",
     )
     from certpipe.sources.bhxh.pull import ingest_window
     from certpipe.sources.dhis2.daily import match_events, pull_window

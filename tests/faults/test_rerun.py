@@ -139,10 +139,11 @@ def world(warehouse_dsn, sandbox_url, monkeypatch, airflow_db, tmp_path):
     gcs, _ = births(30, seed=31)
     (inbox / "t11.xlsx").write_bytes(template_file(tmp_path / "t11.xlsx", gcs).read_bytes())
     now = dt.datetime.now(VN)
+    used = _logical("dhis2_cod_sync", now) - dt.timedelta(days=2)  # inside the week the weekly run pushes
     with psycopg.connect(warehouse_dsn) as wh:
         for i in range(3):
             add_gbt(wh, f"0007{i}.GBT.01020.26", name=f"ĐỖ VĂN TƯ {i}", id_number=f"00104005555{i}",
-                    used_at=now - dt.timedelta(days=2), registration={"number": f"KT-{i}"})  # fmt: skip
+                    used_at=used, registration={"number": f"KT-{i}"})  # fmt: skip
     load_events(
         sandbox_url,
         [a6_event("EvRerun0001", name="Đỗ Văn Tư 0", id_number="001040055550", updated=now - dt.timedelta(hours=5))]

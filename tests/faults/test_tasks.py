@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -110,7 +111,7 @@ def test_task_killed_mid_excel_file(warehouse_dsn, tmp_path, fault_row):
         "task process SIGKILL",
         "Excel file (between its ingestion chunks)",
         "the next attempt resumes the claim: every row one outcome, no chunk ingested twice, nothing left in "
-        "processing/, one whole result workbook",
+        "processing/, one whole result workbook (a part left by a kill mid-write removed)",
     )
     from certpipe.sources.excel import inbox
 
@@ -141,6 +142,11 @@ def test_task_killed_mid_excel_file(warehouse_dsn, tmp_path, fault_row):
     assert q(warehouse_dsn, "SELECT status FROM wh.excel_file") == [("landed",)]
     assert len(_files(root, "processing")) == 1 and _files(root, "results") == []
     wait_until(lambda: no_stuck_sessions(warehouse_dsn) == [], 30, "the killed sessions to end")
+    # what a process killed in the middle of writing the result leaves: a hidden part, cut short
+    rkey = root / inbox.result_key("01020", fid, "thang-11.xlsx")
+    rkey.parent.mkdir(parents=True, exist_ok=True)
+    tag = hashlib.sha256(rkey.name.encode()).hexdigest()[:12]  # storage.upload's part names
+    (rkey.parent / f".{tag}.dead00000000.part").write_bytes(b"PK\x03\x04 cut")
     out = inbox.process(bucket, warehouse_dsn, fid, chunk_rows=60)
     assert out["status"] == "done" and out["received"] == len(gcs)
     _check_done(root, warehouse_dsn, len(gcs))

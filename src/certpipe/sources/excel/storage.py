@@ -250,9 +250,14 @@ def download(path, dest: Path) -> tuple[bytes, int]:
 def upload(local: Path, dest) -> None:
     """Write a local file to the bucket: to a hidden temporary name first (bounded: derived names are), then
     moved (atomic on a folder; an object appears whole on S3 anyway)."""
-    tmp = dest.parent / f".{secrets.token_hex(6)}.part"
+    tag = hashlib.sha256(dest.name.encode()).hexdigest()[:12]  # the same for every attempt at this object
+    tmp = dest.parent / f".{tag}.{secrets.token_hex(6)}.part"
     if dest.protocol == "file":
-        Path(dest.path).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(dest.path).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        # a part left by an attempt killed mid-write (SIGKILL: no cleanup ran); the file's lock keeps others away
+        for stale in folder.glob(f".{tag}.*.part"):
+            stale.unlink(missing_ok=True)
     try:
         with local.open("rb") as src, tmp.open("wb") as out:
             shutil.copyfileobj(src, out, 1 << 20)
