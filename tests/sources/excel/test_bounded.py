@@ -156,3 +156,26 @@ def test_row_fast_path_agrees_with_the_token_walk(tmp_path):
         sheetscan._Scanner(slow, timed).tokens(zf.read(info))
     assert fast == slow
     assert fast.last_row == 40 and fast.value_rows > 30 and (40, 2) in fast.midnights and (41, 3) in fast.formulas
+
+
+def test_a_time_just_after_midnight_is_not_midnight(tmp_path):
+    """46309.00208 is 00:03 of a day: neither path takes it for a whole day (the digits are not a whole serial)."""
+    import zipfile
+
+    from certpipe.sources.excel import sheetscan
+
+    path = template_file(tmp_path / "t.xlsx", births(2, seed=48)[0])
+    part = sheet_part(path, GCS_SHEET)
+    rewrite_part(
+        path,
+        part,
+        lambda d: d.replace(
+            b"</sheetData>", b'<row r="50"><c r="B50" s="1"><v>46309.00208333333</v></c></row></sheetData>'
+        ),
+    )
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(part)
+        fast = sheetscan.scan(zf, info, frozenset({1}))
+        slow = sheetscan.SheetStats()
+        sheetscan._Scanner(slow, frozenset({1})).tokens(zf.read(info))
+    assert (50, 2) not in fast.midnights and (50, 2) not in slow.midnights

@@ -115,6 +115,7 @@ _ROW_START = re.compile(rb"<(?:\w+:)?row\b")
 _ROW_END = frozenset(b" >/\t\r\n")
 _LONGER = {0: re.compile(rb'<c r="[A-Z]'), 1: re.compile(rb'<c r="[A-Z]{2}'), 2: re.compile(rb'<c r="[A-Z]{3}')}
 _LETTERS = re.compile(rb"[A-Z]{0,3}")
+_WHOLE = re.compile(rb"\d+(?:\.0*)?")  # a whole-day serial
 
 
 def _letters(body: bytes, at: int) -> str:
@@ -170,7 +171,7 @@ class _Scanner:
         self.cell = None
         if has_v:
             self.value_at(r, c)
-            if style in self.timed and len(self.st.midnights) < MAX_NOTES and text.replace(b".0", b"", 1).isdigit():
+            if style in self.timed and len(self.st.midnights) < MAX_NOTES and _WHOLE.fullmatch(text):
                 self.st.midnights.add((r, c))
         elif has_f and len(self.st.formulas) < MAX_NOTES:
             self.st.formulas.add((r, c))
