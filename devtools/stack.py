@@ -50,7 +50,27 @@ def say(msg: str) -> None:
 
 SECRETS = STATE / "secrets"
 # what every process needs to run Python from this checkout; nothing secret
-BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
+BASE_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+)
 
 
 def _secret(name: str) -> str:
@@ -83,7 +103,8 @@ def admin_password_file() -> Path:
 def airflow_env(pg_url_airflow: str) -> dict:
     home = STATE / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    env = base_env()
+    # the operator's own Airflow settings pass through; ours (below) win for what security depends on
+    env = base_env(**{k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__")})
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -293,7 +314,8 @@ def print_summary(warehouse_url: str, since: float) -> None:
 
 def web_logins(warehouse_url: str) -> tuple[str, str, str]:
     """A sample station credential (the Hà Nội pilot hospital, kept in .state/station_credential while it is valid)
-    and registrar / supervisor tokens for the sandbox data (Hà Nội, 24 h), each also in a 0600 file under .state."""
+    and registrar / supervisor tokens for the sandbox data (Hà Nội, 12 h: the longest a token may live),
+    each also in a 0600 file under .state."""
     import psycopg
     from psycopg.rows import dict_row
 
@@ -309,8 +331,8 @@ def web_logins(warehouse_url: str) -> tuple[str, str, str]:
         credential = stations.add(warehouse_url, HOSPITALS[0][0], HOSPITALS[0][1])
     secret = _secret("registrar_jwt_secret")
     office = "UBND phường Ba Đình (sandbox)"
-    token = issue_token("hn.hotich1", office, "01", secret=secret, ttl=dt.timedelta(hours=24))
-    supervisor = issue_supervisor_token("hn.lanhdao", office, "01", secret=secret, hours=24)
+    token = issue_token("hn.hotich1", office, "01", secret=secret, ttl=dt.timedelta(hours=12))
+    supervisor = issue_supervisor_token("hn.lanhdao", office, "01", secret=secret, hours=12)
     for name, value in (
         ("station_credential", credential),
         ("registrar_token", token),
@@ -337,8 +359,9 @@ def up(wait: bool = True) -> int:
     pg = EmbeddedPostgres(STATE / "pg", PG_PORT).start()
     say(f"PostgreSQL 127.0.0.1:{PG_PORT} (embedded, durable: fsync on, scram-sha-256, data in {STATE / 'pg'})")
     logins = pglogins.provision(pg.url, SECRETS, "warehouse", "airflow")
-    adopt(pg.url_for("warehouse"), pglogins.OWNER)
-    adopt(pg.url_for("airflow"), pglogins.AIRFLOW)
+    for db, owner in (("warehouse", pglogins.OWNER), ("airflow", pglogins.AIRFLOW)):
+        if n := pglogins.adopt(pg.url_for(db), owner):
+            say(f"{n} objects of {db} made before the service logins handed to {owner}")
     airflow_url = logins[pglogins.AIRFLOW].dsn(pg.url, "airflow")
     warehouse.migrate(logins[pglogins.OWNER].dsn(pg.url, "warehouse"))
     warehouse_url = logins[pglogins.INGEST].dsn(pg.url, "warehouse")
@@ -394,7 +417,7 @@ def up(wait: bool = True) -> int:
         f"on its setup page: {credential} ; also in {STATE / 'station_credential'})"
     )
     say(
-        f"registrar console: http://127.0.0.1:{REGISTRAR_PORT}/console  (login: the registrar token of Hà Nội, 24 h, "
+        f"registrar console: http://127.0.0.1:{REGISTRAR_PORT}/console  (login: the registrar token of Hà Nội, 12 h, "
         f"in {STATE / 'registrar_token'}; a supervisor's in {STATE / 'supervisor_token'}):"
     )
     print(token, flush=True)
@@ -410,47 +433,6 @@ def up(wait: bool = True) -> int:
         pass
     stop()
     return 0
-
-
-def adopt(db_url: str, owner: str) -> None:
-    """Hand every schema, table, view, sequence and function that the superuser created in a database made before
-    the service logins (a .state of an earlier version) to `owner`, so that it runs the migrations from now on."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(db_url, autocommit=True) as c:
-        me = c.execute("SELECT current_user").fetchone()[0]
-        schemas = [
-            r[0]
-            for r in c.execute(
-                "SELECT nspname FROM pg_namespace WHERE nspowner = current_user::regrole AND nspname NOT LIKE 'pg\\_%' "
-                "AND nspname NOT IN ('information_schema', 'public')"
-            )
-        ]
-        for n in schemas:
-            c.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(n), sql.Identifier(owner)))
-        rels = c.execute(
-            "SELECT n.nspname, k.relname FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace "
-            "WHERE k.relowner = current_user::regrole AND k.relkind IN ('r', 'v', 'p', 'f') "
-            "AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'"
-        ).fetchall()
-        for n, r in rels:
-            c.execute(sql.SQL("ALTER TABLE {}.{} OWNER TO {}").format(*map(sql.Identifier, (n, r, owner))))
-        seqs = c.execute(
-            "SELECT n.nspname, k.relname FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace "
-            "WHERE k.relowner = current_user::regrole AND k.relkind = 'S' AND n.nspname NOT LIKE 'pg\\_%'"
-        ).fetchall()
-        for n, r in seqs:
-            c.execute(sql.SQL("ALTER SEQUENCE {}.{} OWNER TO {}").format(*map(sql.Identifier, (n, r, owner))))
-        funcs = c.execute(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE p.proowner = current_user::regrole AND n.nspname NOT LIKE 'pg\\_%' "
-            "AND n.nspname <> 'information_schema'"
-        ).fetchall()
-        for (f,) in funcs:
-            c.execute(sql.SQL("ALTER ROUTINE {} OWNER TO {}").format(sql.SQL(f), sql.Identifier(owner)))
-        if schemas or rels or funcs:
-            say(f"{len(rels)} tables/views of {db_url.rsplit('/', 1)[1]} handed from {me} to {owner}")
 
 
 def stop(quiet: bool = False) -> int:

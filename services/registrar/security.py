@@ -197,9 +197,14 @@ class Guard:
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline for each request's head (slowloris): a connection that has not
     sent a complete request head within `header_timeout` seconds of opening (or of its previous answer) is
-    closed."""
+    closed. No access log of its own (registrar.audit logs the route template instead)."""
 
     header_timeout = 10.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # never uvicorn's access line (it carries the raw path and query string), whatever logging config says
+        self.access_log = False
 
     def connection_made(self, transport):  # type: ignore[override]
         super().connection_made(transport)

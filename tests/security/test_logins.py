@@ -158,3 +158,34 @@ def test_analyst_and_quality_logins_read_only_their_views(secured):
             "SELECT * FROM analyst.births",
         ):
             refused(c, stmt)
+
+
+def test_a_warehouse_from_before_the_logins_is_handed_to_the_owner_and_upgraded(pg_server, pg_logins):
+    """An existing deployment (migrated by the superuser up to 0015) after the upgrade: provision, adopt, and the
+    owner migrates to head; the registrar login then works under row-level security."""
+    from certpipe import warehouse
+
+    name = "certpipe_sec_upgrade"
+    pg_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_server.execute(f'CREATE DATABASE "{name}"')
+    try:
+        warehouse.migrate(pg_server.url_for(name), "0015")
+        L.create_database(pg_server.admin_url, name, L.OWNER, (L.INGEST, L.REGISTRAR, L.ANALYST, L.QUALITY))
+        assert L.adopt(pg_server.url_for(name), L.OWNER) > 20
+        warehouse.migrate(pg_logins[L.OWNER].dsn(pg_server.url_for(name)))
+        with psycopg.connect(pg_server.url_for(name)) as c:
+            owners = {
+                r[0]
+                for r in c.execute(
+                    "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'wh'::regnamespace"
+                )
+            }
+            head = c.execute("SELECT version_num FROM wh.alembic_version").fetchone()[0]
+        from alembic.script import ScriptDirectory
+
+        want = ScriptDirectory.from_config(warehouse.alembic_config(pg_server.url_for(name))).get_current_head()
+        assert owners == {L.OWNER} and head == want
+        with psycopg.connect(pg_logins[L.REGISTRAR].dsn(pg_server.url_for(name))) as c:
+            assert c.execute("SELECT count(*) FROM wh.certificate").fetchone()[0] == 0
+    finally:
+        pg_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

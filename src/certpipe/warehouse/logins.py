@@ -137,3 +137,40 @@ def provision(
     if airflow_db:
         create_database(admin_url, airflow_db, AIRFLOW)
     return logins
+
+
+def adopt(db_url: str, owner: str) -> int:
+    """Hand every schema, table, view, sequence and function that the connecting superuser owns in a database made
+    before the service logins (a .state or volume of an earlier version) to `owner`, who runs the migrations
+    from now on; returns how many objects changed hands."""
+    with psycopg.connect(db_url, autocommit=True) as c:
+        schemas = [
+            r[0]
+            for r in c.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspowner = current_user::regrole AND nspname NOT LIKE 'pg\\_%' "
+                "AND nspname NOT IN ('information_schema', 'public')"
+            )
+        ]
+        for n in schemas:
+            c.execute(sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(n), sql.Identifier(owner)))
+        rels = c.execute(
+            "SELECT n.nspname, k.relname FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace "
+            "WHERE k.relowner = current_user::regrole AND k.relkind IN ('r', 'v', 'p', 'f') "
+            "AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'"
+        ).fetchall()
+        for n, r in rels:
+            c.execute(sql.SQL("ALTER TABLE {}.{} OWNER TO {}").format(*map(sql.Identifier, (n, r, owner))))
+        seqs = c.execute(
+            "SELECT n.nspname, k.relname FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace "
+            "WHERE k.relowner = current_user::regrole AND k.relkind = 'S' AND n.nspname NOT LIKE 'pg\\_%'"
+        ).fetchall()
+        for n, r in seqs:
+            c.execute(sql.SQL("ALTER SEQUENCE {}.{} OWNER TO {}").format(*map(sql.Identifier, (n, r, owner))))
+        funcs = c.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE p.proowner = current_user::regrole AND n.nspname NOT LIKE 'pg\\_%' "
+            "AND n.nspname <> 'information_schema'"
+        ).fetchall()
+        for (f,) in funcs:
+            c.execute(sql.SQL("ALTER ROUTINE {} OWNER TO {}").format(sql.SQL(f), sql.Identifier(owner)))
+    return len(schemas) + len(rels) + len(seqs) + len(funcs)

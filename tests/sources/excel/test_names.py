@@ -145,3 +145,51 @@ def test_result_workbook_opens_for_every_name(bucket, warehouse_dsn, tmp_path):
     [key] = files(bucket, "results")
     assert openpyxl.load_workbook(Path(bucket.path) / "results" / key)["Tóm tắt"]
     assert res["status"] == "done"
+
+
+def test_bad_entries_never_stop_the_scan(bucket, wh, warehouse_dsn, tmp_path):
+    """A symlink loop, a dangling link, a FIFO and a name that is not UTF-8 next to a normal file."""
+    import os
+
+    folder = Path(bucket.path) / "inbox" / FACILITY
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vong").symlink_to(folder / "vong")
+    (folder / "treo.xlsx").symlink_to(folder / "khong-co.xlsx")
+    os.mkfifo(folder / "ong.xlsx")
+    data = template_file(tmp_path / "a.xlsx", births(3, seed=76)[0]).read_bytes()
+    with open(os.path.join(os.fsencode(folder), b"gi\xe1y-cp1258.xlsx"), "wb") as f:  # noqa: PTH118, PTH123 - a bytes name
+        f.write(data)
+    drop(bucket, "binh-thuong.xlsx", template_file(tmp_path / "b.xlsx", births(3, seed=77)[0]).read_bytes())
+    res = run(bucket, warehouse_dsn)
+    assert sorted(r["status"] for r in res) == ["done", "done"]
+    names = {n for (n,) in wh.execute("SELECT file_name FROM wh.excel_file")}
+    assert names == {"binh-thuong.xlsx", "gi\ufffdy-cp1258.xlsx"}
+    assert files(bucket, "processing") == [] and len(files(bucket, "results")) == 2
+
+
+def test_a_worker_killed_for_real_is_retried_then_quarantined(bucket, wh, warehouse_dsn, tmp_path):
+    """The worker process dies (SIGKILL, as the kernel's OOM killer does) while reading: its lock goes with it,
+    the attempt stays counted, and after the last attempt the file is answered."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    drop(bucket, "giet.xlsx", template_file(tmp_path / "a.xlsx", births(3, seed=78)[0]).read_bytes())
+    [fid] = excel.scan(bucket, warehouse_dsn, min_age=0, facilities=KNOWN)["file_ids"]
+    child = textwrap.dedent(
+        f"""
+        import os, signal
+        from airflow.sdk import ObjectStoragePath
+        from certpipe.sources.excel import inbox
+        inbox._land = lambda *a, **kw: os.kill(os.getpid(), signal.SIGKILL)
+        inbox.process(ObjectStoragePath({bucket.path!r}), {warehouse_dsn!r}, {fid})
+        """
+    )
+    for _ in range(excel.max_attempts()):
+        done = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=120)
+        assert done.returncode == -signal.SIGKILL
+    assert wh.execute("SELECT status, attempts FROM wh.excel_file").fetchone() == ("claimed", excel.max_attempts())
+    res = excel.process(bucket, warehouse_dsn, fid)
+    assert (res["status"], res["reason"]) == ("quarantined", "FILE_WORKER_LOST")
+    assert files(bucket, "processing") == [] and len(files(bucket, "results")) == 1

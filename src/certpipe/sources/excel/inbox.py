@@ -36,8 +36,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from certpipe import warehouse
-from certpipe.alerts import notify
 from certpipe.sources.excel import feedback, storage
+from certpipe.sources.excel.answers import _answer_twins, _duplicate, _file, _quarantine, _summary
 from certpipe.sources.excel.landing import ingest_file as _ingest
 from certpipe.sources.excel.landing import land as _land
 from certpipe.sources.excel.reader import Limits, Unreadable, check_file
@@ -68,20 +68,7 @@ def max_attempts() -> int:
     return int(os.environ.get("CERTPIPE_EXCEL_MAX_ATTEMPTS") or MAX_ATTEMPTS)
 
 
-def _folder_label(folder: str) -> str:
-    """A folder as logs show it: a facility code as is, anything else hashed."""
-    return folder if storage.FACILITY.match(folder) else f"#{name_hash(folder)}"
-
-
 # ---------------------------------------------------------------- ledger
-
-
-def _file(conn: psycopg.Connection, file_id: int) -> dict:
-    cur = conn.execute("SELECT * FROM wh.excel_file WHERE file_id = %s", (file_id,))
-    row = cur.fetchone()
-    if row is None:
-        raise LookupError(f"Excel file {file_id} is not in the ledger")
-    return dict(zip([d.name for d in cur.description], row, strict=True))
 
 
 def scan(
@@ -121,7 +108,7 @@ def scan(
                 key = storage.processing_key(folder, name)
                 conn.execute(
                     "INSERT INTO wh.excel_pending (object_key, folder, file_name) VALUES (%s, %s, %s)",
-                    (key, folder, name),
+                    (key, storage.readable(folder), storage.readable(name)),
                 )
                 conn.commit()
                 move(path, child(root, key))
@@ -158,6 +145,8 @@ def scan(
         todo.update(
             r[0] for r in conn.execute("SELECT file_id FROM wh.excel_file WHERE status NOT IN ('done', 'quarantined')")
         )
+        busy = _in_progress(conn, todo)  # held by a task of an earlier run (a long file): not this run's work
+        todo -= busy
     out = {
         "file_ids": sorted(todo),
         "taken": moved,
@@ -166,9 +155,22 @@ def scan(
         "waiting": waiting,
         "too_recent": young,
         "skipped": skipped + listing.errors,
+        "in_progress": len(busy),
     }
     log.info("Excel inbox scan: %s", out)
     return out
+
+
+def _in_progress(conn, file_ids: set[int]) -> set[int]:
+    """Files whose advisory lock another session holds: being processed right now."""
+    if not file_ids:
+        return set()
+    rows = conn.execute(
+        "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
+        "AND objsubid = 2 AND objid::bigint = ANY(%s)",
+        (_LOCK_NS, sorted(file_ids)),
+    )
+    return {r[0] for r in rows}
 
 
 def _claim(root, conn, key: str, dirname: str, key_name: str, path, known, limits: Limits, run_id):
@@ -215,59 +217,6 @@ def _claim(root, conn, key: str, dirname: str, key_name: str, path, known, limit
         return "waiting", file_id
     _duplicate(root, conn, file_id, folder, name, key, path)
     return "duplicate", file_id
-
-
-def _duplicate(root, conn, file_id: int, facility: str, name: str, key: str, path) -> None:
-    """A later drop of a content already processed: told so in its own result, moved to processed/."""
-    from certpipe.sources.excel import result
-
-    orig = _file(conn, file_id)
-    drop_id = conn.execute(
-        "INSERT INTO wh.excel_drop (file_id, object_key, outcome) VALUES (%s, %s, 'duplicate') RETURNING drop_id",
-        (file_id, key),
-    ).fetchone()[0]
-    conn.commit()
-    rkey = result_key(facility, file_id, name, drop_id)
-    fkey = storage.area_key("processed", facility, f"{file_id}-trung-{drop_id}-{storage.safe_name(name)}")
-    extra = [
-        f"Nội dung trùng với file mã {file_id} nộp lúc {result._when(orig['claimed_at'])}"
-        + (f"; kết quả của file đó: {orig['result_key']}" if orig.get("result_key") else "")
-        + "."
-    ]
-    with tempfile.TemporaryDirectory(prefix="certpipe-xl-") as tmp:
-        local = result.write(
-            Path(tmp) / "result.xlsx",
-            {
-                "file_name": name,
-                "facility": facility,
-                "file_id": file_id,
-                "status": "duplicate",
-                "received_at": dt.datetime.now(dt.UTC),
-                "finished_at": dt.datetime.now(dt.UTC),
-                "reason_code": "FILE_DUPLICATE",
-                "extra": extra,
-            },
-        )
-        upload(local, child(root, rkey))
-    move(path, child(root, fkey))
-    conn.execute("UPDATE wh.excel_drop SET final_key = %s, result_key = %s WHERE drop_id = %s", (fkey, rkey, drop_id))
-    conn.execute("DELETE FROM wh.excel_pending WHERE object_key = %s", (key,))
-    conn.commit()
-    log.info("Excel file %d (folder %s): dropped again; moved aside as a duplicate", file_id, _folder_label(facility))
-
-
-def _answer_twins(root, conn, file_id: int) -> None:
-    """Drops of the same content that waited for this file: answered now, not at the next scan."""
-    twins = conn.execute(
-        "SELECT object_key, folder, file_name FROM wh.excel_pending WHERE twin_of = %s", (file_id,)
-    ).fetchall()
-    for key, folder, name in twins:
-        path = child(root, key)
-        if not path.exists():
-            conn.execute("DELETE FROM wh.excel_pending WHERE object_key = %s", (key,))
-            conn.commit()
-            continue
-        _duplicate(root, conn, file_id, folder, name, key, path)
 
 
 # ---------------------------------------------------------------- processing one file
@@ -404,59 +353,6 @@ def _process(root, conn: psycopg.Connection, file_id: int, tmp: Path, run_id, li
     f = _file(conn, file_id)
     log.info("Excel file %d: %s", file_id, _summary(f))
     return _summary(f)
-
-
-def _summary(f: dict) -> dict:
-    """Safe for logs and XCom: ids, codes and counts, no file name."""
-    return {
-        "file_id": f["file_id"],
-        "facility": _folder_label(f["facility_code"]),
-        "status": f["status"],
-        "reason": f["reason_code"],
-        **dict((f["counts"] or {}).items()),
-    }
-
-
-def _quarantine(
-    root, conn: psycopg.Connection, f: dict, key: str, code: str, tmp: Path, detail: str | None = None
-) -> dict:
-    from certpipe.sources.excel import result
-
-    file_id, facility = f["file_id"], f["facility_code"]
-    rkey = result_key(facility, file_id, f["file_name"])
-    fkey = final_key("quarantine", facility, file_id, f["file_name"])
-    finished = dt.datetime.now(dt.UTC)
-    out = result.write(
-        tmp / "result.xlsx",
-        {
-            "file_name": f["file_name"],
-            "facility": facility,
-            "file_id": file_id,
-            "received_at": f["claimed_at"],
-            "finished_at": finished,
-            "status": "quarantined",
-            "reason_code": code,
-            "extra": [detail] if detail else [],
-        },
-    )
-    upload(out, child(root, rkey))
-    move(child(root, key), child(root, fkey))
-    conn.execute(
-        "UPDATE wh.excel_file SET status = 'quarantined', reason_code = %s, finished_at = %s, "
-        "updated_at = now(), final_key = %s, result_key = %s WHERE file_id = %s",
-        (code, finished, fkey, rkey, file_id),
-    )
-    conn.execute(
-        "UPDATE wh.excel_drop SET final_key = %s, result_key = %s WHERE file_id = %s AND outcome = 'claimed'",
-        (fkey, rkey, file_id),
-    )
-    conn.commit()
-    log.info("Excel file %d (folder %s): quarantined (%s)", file_id, _folder_label(facility), code)
-    if code == "FILE_UNKNOWN_FACILITY":  # someone drops files where no facility is expected: say where
-        notify(
-            {"event": "excel_unknown_facility", "severity": "warning", "source": SOURCE, "source_ref": facility[:80]}
-        )
-    return _summary(_file(conn, file_id))
 
 
 def setting_min_age() -> str:
