@@ -225,3 +225,9 @@ def fault_proxy(sandbox_url):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a fault-suite case of several DAG runs (still part of ./dev test)")
+
+
+@pytest.fixture(autouse=True)
+def _known_facilities(monkeypatch):
+    """The facilities allowed to drop Excel files (as in tests/sources/excel), for the task subprocesses too."""
+    monkeypatch.setenv("CERTPIPE_INBOX_FACILITIES", "01020,79034,96025")

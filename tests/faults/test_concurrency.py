@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from certpipe import warehouse
+from certpipe import clock, warehouse
 from certpipe.sources import ingest_batch, land_batch
 from tests.conftest import airflow_conn
 from tests.faults.conftest import no_stuck_sessions
@@ -71,7 +71,8 @@ def api(warehouse_dsn, pg_logins, monkeypatch):
 def mark(url: str, token: str, cid: int, no: str) -> int:
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
         return c.post(
-            f"/api/v1/certificates/{cid}/registration", json={"registration_no": no, "registered_on": "2025-11-20"}
+            f"/api/v1/certificates/{cid}/registration",
+            json={"registration_no": no, "registered_on": clock.vn_today().isoformat()},  # on or after the issue
         ).status_code
 
 
@@ -108,7 +109,7 @@ def test_mark_and_update_of_one_certificate_race_already_used_holds(warehouse_ds
             if who == "ingest":
                 out[who] = his_batch(warehouse_dsn, [new])
             else:
-                out[who] = mark(url, tokens[who], cid, f"{i}/{who}")
+                out[who] = mark(url, tokens[who], cid, f"{10 * i + who + 1}/2026")
 
         threads = [threading.Thread(target=go, args=(w,)) for w in ("ingest", 0, 1)]
         for t in threads:
@@ -203,7 +204,7 @@ def test_everything_at_once_no_deadlock_no_lost_update(
 
     def registrar(i, r):
         for cid in r.sample(ids, 3):
-            code = mark(url, tokens[i % 2], cid, f"{cid}/reg")
+            code = mark(url, tokens[i % 2], cid, f"{cid}/2026")
             assert code in (200, 409), code
             if code == 200:
                 outcomes["marked"].add(cid)
@@ -254,5 +255,6 @@ def test_everything_at_once_no_deadlock_no_lost_update(
     assert (
         q(warehouse_dsn, "SELECT count(*) FROM wh.batch_record WHERE reasons::text LIKE '%%ALREADY_USED%%'")[0][0] >= 0
     )
+    assert q(warehouse_dsn, "SELECT status, count(*) FROM wh.excel_file GROUP BY 1") == [("done", ROUNDS)]
     assert q(warehouse_dsn, "SELECT count(*) FROM wh.dhis2_death_event") == [(len(uids),)]
     assert no_stuck_sessions(warehouse_dsn) == []

@@ -23,6 +23,7 @@ reach logs or XCom (logs show `storage.name_hash(name)` when they must point at 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -264,14 +265,20 @@ def process(
     with psycopg.connect(dsn, autocommit=True, application_name="certpipe-lock") as lock:
         if not lock.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_NS, file_id)).fetchone()[0]:
             raise RuntimeError(f"Excel file {file_id} is being processed by another task; retry later")
-        with warehouse.connect(dsn) as conn, tempfile.TemporaryDirectory(prefix="certpipe-xl-") as tmp:
-            out = _process(root, conn, file_id, Path(tmp), run_id, limits, chunk_rows)
-            try:
-                _answer_twins(root, conn, file_id)
-            except (OSError, ValueError, psycopg.DataError) as e:  # the next scan answers them
-                conn.rollback()
-                log.warning("Excel file %d: later drops not answered yet: %s", file_id, type(e).__name__)
-            return out
+        try:
+            with warehouse.connect(dsn) as conn, tempfile.TemporaryDirectory(prefix="certpipe-xl-") as tmp:
+                out = _process(root, conn, file_id, Path(tmp), run_id, limits, chunk_rows)
+                try:
+                    _answer_twins(root, conn, file_id)
+                except (OSError, ValueError, psycopg.DataError) as e:  # the next scan answers them
+                    conn.rollback()
+                    log.warning("Excel file %d: later drops not answered yet: %s", file_id, type(e).__name__)
+                return out
+        finally:
+            # released now, not when the server gets round to ending the closed session: a retry right after a
+            # failure (disk full, say) would otherwise find the file "being processed by another task"
+            with contextlib.suppress(psycopg.Error):
+                lock.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_NS, file_id))
 
 
 def _locate(root, f: dict):
