@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 
+from devtools import embedded_pg
+
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 42
 KIND = "GCS"
@@ -100,10 +102,7 @@ def batches(n: int, size: int, *, changed: bool = False, seed: int = SEED) -> It
 
 # Explicit server options of the bench's own PostgreSQL, whatever the embedded server's defaults: "relaxed" is how
 # a throw-away bench database may run; "durable" is PostgreSQL's own default (every commit flushed to disk).
-DURABILITY = {
-    "relaxed": {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
-    "durable": {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"},
-}
+DURABILITY = {"relaxed": embedded_pg.RELAXED, "durable": embedded_pg.DURABLE}
 SERVER = {"max_connections": "200", "shared_buffers": "256MB", "max_wal_size": "4GB"}
 
 
@@ -177,7 +176,7 @@ def step_generate(dsn: str, n: int, batch_size: int) -> dict:
 def step_copy_baseline(dsn: str, n: int, batch_size: int) -> dict:
     """Raw COPY of (cert_key, record jsonb) into an empty keyed table: the machine's own limit."""
     from certpipe import warehouse
-    from certpipe.core.ingest import cert_key
+    from certpipe.core.keys import cert_key
 
     secs, done = 0.0, 0
     with warehouse.connect(dsn) as conn:
@@ -206,7 +205,7 @@ def _ingest_all(dsn: str, n: int, batch_size: int, changed: bool) -> dict:
     """The core as a backfill runs it (ingest_stream: the next batch is validated while the database applies the
     current one). Generating the synthetic records happens inside the stream; its time is measured and
     subtracted, so the rate is the core's alone."""
-    from certpipe.core.ingest import ingest_stream
+    from certpipe.core.stream import ingest_stream
 
     totals = {"stored": 0, "updated": 0, "unchanged": 0, "refused": 0}
     gen = 0.0

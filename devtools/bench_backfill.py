@@ -24,7 +24,7 @@ def _rss_mib() -> float:
 
 
 def step_backfill(dsn: str, n: int, batch_size: int, segment: int = SEGMENT) -> dict:
-    from certpipe.core.ingest import ingest_stream
+    from certpipe.core.stream import ingest_stream
 
     gen = [0.0]
 

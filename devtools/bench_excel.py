@@ -67,7 +67,7 @@ def step_excel_end_to_end(dsn: str, n: int, batch_size: int) -> dict:
         shutil.copyfile(_file(), inbox / "bench.xlsx")
         root = ObjectStoragePath(Path(tmp).as_uri() + "/")
         t = time.perf_counter()
-        ids = excel.scan(root, dsn, min_age=0)["file_ids"]
+        ids = excel.scan(root, dsn, min_age=0, facilities=[FACILITY])["file_ids"]
         res = [excel.process(root, dsn, i) for i in ids]
         secs = time.perf_counter() - t
     r = res[0]

@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             admin = a.pg_url
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="certpipe-bench-quality-"))
-            pg = EmbeddedPostgres(Path(tmp) / "pg", free_port()).start()
+            pg = EmbeddedPostgres(Path(tmp) / "pg", free_port(), durable=False).start()  # throw-away: relaxed
             stack.callback(pg.destroy)
             admin = pg.url
         dsn = admin.rsplit("/", 1)[0] + "/" + db

@@ -22,8 +22,14 @@ def main(argv: list[str] | None = None) -> int:
         "further arguments go to pytest",
     )
     sub.add_parser("bench", help="benchmarks (prints figures); further arguments go to the bench")
-    sub.add_parser("lint", help="ruff check (broad rule set), ruff format --check")
+    sub.add_parser("lint", help="ruff check (broad rule set), ruff format --check, mypy")
+    sub.add_parser("backup", help="back up the warehouse: ./dev backup [PATH] (pg_dump, checksums in PATH.json)")
+    sub.add_parser("restore", help="restore a backup into an empty database: ./dev restore PATH [--database NAME]")
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("backup", "restore"):  # their own arguments: devtools/backup.py
+        from devtools import backup
+
+        return backup.main(argv)
     if argv and argv[0] in ("test", "bench"):  # everything after the command goes to pytest / the bench
         a = argparse.Namespace(cmd=argv[0], pytest_args=argv[1:], bench_args=argv[1:])
     else:
@@ -41,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "bench":
         return subprocess.call([sys.executable, "-m", "devtools.bench", *a.bench_args], cwd=ROOT)
     if a.cmd == "lint":  # every step runs, so one report shows every problem; any failure fails the command
-        steps = [["ruff", "check", "."], ["ruff", "format", "--check", "."]]
+        steps = [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]]
         codes = [subprocess.call([sys.executable, "-m", *step], cwd=ROOT) for step in steps]
         return max(codes)
     return 2

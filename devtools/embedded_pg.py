@@ -27,6 +27,12 @@ import psycopg
 
 SYSTEM_USER = "embedded_postgres"
 
+# PostgreSQL's durability settings. The default (`./dev up`) keeps PostgreSQL's own: every commit flushed to disk,
+# full pages in the WAL, so a power cut loses nothing committed. RELAXED is only for throw-away servers (the tests,
+# the bench), asked for explicitly where they start one: a crash may lose their last commits or the whole cluster.
+DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
+RELAXED = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -63,6 +69,7 @@ def _open_path_for(user: str, path: Path) -> None:
 class EmbeddedPostgres:
     data_dir: Path
     port: int
+    durable: bool = True  # False: RELAXED settings (tests and bench only, stated where used)
 
     @property
     def password_file(self) -> Path:
@@ -137,10 +144,10 @@ class EmbeddedPostgres:
             self._initdb()
         if self.is_running():
             return self
+        durability = " ".join(f"-c {k}={v}" for k, v in (DURABLE if self.durable else RELAXED).items())
         opts = (
-            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-            "-c shared_buffers=256MB -c max_wal_size=4GB"
+            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} {durability} "
+            "-c max_connections=200 -c shared_buffers=256MB -c max_wal_size=4GB"
         )
         pgcmd.pg_ctl(
             ["-w", "-t", "60", "-o", opts, "-l", str(self.data_dir / "server.log"), "start"],

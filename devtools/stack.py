@@ -14,6 +14,7 @@ to local files the api-server reads).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import secrets
@@ -311,6 +312,37 @@ def print_summary(warehouse_url: str, since: float) -> None:
         say(f"{r[0]:8} {r[1]:4} {r[2]:9} {r[3]:6} {r[4]:7} {r[5]:9} {r[6]:7}")
 
 
+def web_logins(warehouse_url: str) -> tuple[str, str, str]:
+    """A sample station credential (the Hà Nội pilot hospital, kept in .state/station_credential while it is valid)
+    and registrar / supervisor tokens for the sandbox data (Hà Nội, 12 h: the longest a token may live),
+    each also in a 0600 file under .state."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from registrar.auth import issue_token
+    from registrar.web import stations
+    from registrar.web.console import issue_supervisor_token
+
+    path = STATE / "station_credential"
+    credential = path.read_text().strip() if path.exists() else ""
+    with psycopg.connect(warehouse_url, row_factory=dict_row) as c:
+        valid = stations.authenticate(c, credential) is not None
+    if not valid:
+        credential = stations.add(warehouse_url, HOSPITALS[0][0], HOSPITALS[0][1])
+    secret = _secret("registrar_jwt_secret")
+    office = "UBND phường Ba Đình (sandbox)"
+    token = issue_token("hn.hotich1", office, "01", secret=secret, ttl=dt.timedelta(hours=12))
+    supervisor = issue_supervisor_token("hn.lanhdao", office, "01", secret=secret, hours=12)
+    for name, value in (
+        ("station_credential", credential),
+        ("registrar_token", token),
+        ("supervisor_token", supervisor),
+    ):
+        (STATE / name).write_text(value + "\n")
+        (STATE / name).chmod(0o600)
+    return credential, token, supervisor
+
+
 def up(wait: bool = True) -> int:
     from certpipe import warehouse
     from certpipe.warehouse import logins as pglogins
@@ -325,7 +357,7 @@ def up(wait: bool = True) -> int:
     if PIDS.exists():
         stop(quiet=True)
     pg = EmbeddedPostgres(STATE / "pg", PG_PORT).start()
-    say(f"PostgreSQL 127.0.0.1:{PG_PORT} (embedded, scram-sha-256, data in {STATE / 'pg'})")
+    say(f"PostgreSQL 127.0.0.1:{PG_PORT} (embedded, durable: fsync on, scram-sha-256, data in {STATE / 'pg'})")
     logins = pglogins.provision(pg.url, SECRETS, "warehouse", "airflow")
     for db, owner in (("warehouse", pglogins.OWNER), ("airflow", pglogins.AIRFLOW)):
         if n := pglogins.adopt(pg.url_for(db), owner):
@@ -379,6 +411,16 @@ def up(wait: bool = True) -> int:
     say(f"Airflow UI: {api}  (login: admin; password in {admin_password_file()})")
     say(f"sandbox source systems: {sandbox_url}   warehouse: 127.0.0.1:{PG_PORT}/warehouse (logins: {SECRETS})")
     say(f"registrar API: http://127.0.0.1:{REGISTRAR_PORT}/docs  (signing key: {STATE / 'registrar_jwt_secret'})")
+    credential, token, _ = web_logins(logins[pglogins.OWNER].dsn(pg.url, "warehouse"))  # station admin: owner
+    say(
+        f"hospital look-up station: http://127.0.0.1:{REGISTRAR_PORT}/station  (station credential, entered once "
+        f"on its setup page: {credential} ; also in {STATE / 'station_credential'})"
+    )
+    say(
+        f"registrar console: http://127.0.0.1:{REGISTRAR_PORT}/console  (login: the registrar token of Hà Nội, 12 h, "
+        f"in {STATE / 'registrar_token'}; a supervisor's in {STATE / 'supervisor_token'}):"
+    )
+    print(token, flush=True)
     say(f"logs: {STATE / 'logs'}   stop: ./dev stop (or Ctrl-C here)")
     if not wait:
         return 0 if state == "success" else 1

@@ -55,7 +55,8 @@ def pg_server():
     if url:
         yield PgServer(url)
         return
-    pg = EmbeddedPostgres(_TMP / "pg", free_port()).start()
+    # a throw-away server: relaxed durability (fsync off), stated here; ./dev up keeps PostgreSQL's own
+    pg = EmbeddedPostgres(_TMP / "pg", free_port(), durable=False).start()
     try:
         yield PgServer(pg.url)
     finally:

@@ -1,6 +1,7 @@
 """python -m registrar [--host 127.0.0.1] [--port 8090]      serve the API
 python -m registrar token --sub U --office O --province PP [--commune CCCCC] [--hours 8]
 python -m registrar openapi [--out docs/registrar-openapi.json]
+python -m registrar station add --facility F --name N | list | revoke ID     hospital look-up stations
 python -m registrar revoke (--jti ID | --sub ACCOUNT) --reason TEXT [--dsn URL]
 python -m registrar audit-verify [--dsn URL] [--expect-head ID:HASH]
 
@@ -99,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
         print(f"audit chain ok: {r.rows} rows, head {r.head_id}:{r.head_hash}")
         return 0
+    if argv[:1] == ["station"]:  # hospital look-up stations: add | list | revoke
+        from registrar.web.stations import main as stations_main
+
+        return stations_main(argv[1:])
     if argv[:1] == ["openapi"]:
         p = argparse.ArgumentParser(prog="python -m registrar openapi")
         p.add_argument("--out", type=Path, default=OPENAPI)

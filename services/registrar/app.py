@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from registrar import audit
+from registrar import audit, web
 from registrar.auth import secret_from_env
 from registrar.db import Db
 from registrar.messages import MSG, OUTCOME
@@ -61,6 +61,7 @@ def create_app(dsn: str | None = None, *, jwt_secret: str | None = None, setting
 
     for r in (lookup.router, registration.router, worklists.router):
         app.include_router(r)
+    web.mount(app)  # the station and console pages (registrar.web)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

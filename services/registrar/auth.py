@@ -57,8 +57,10 @@ def issue_token(
     secret: str | None = None,
     ttl: dt.timedelta = dt.timedelta(hours=8),
     now: dt.datetime | None = None,
+    supervisor: bool = False,
 ) -> str:
-    """A bearer token for one registrar; `secret` defaults to the environment's signing key."""
+    """A bearer token for one registrar; `secret` defaults to the environment's signing key. A supervisor's token
+    also opens the office's audit trail in the console."""
     if not (sub and office and _PROVINCE.match(province) and (commune is None or _COMMUNE.match(commune))):
         raise ValueError("sub and office are required, province is 2 digits, commune 5 digits")
     if ttl > dt.timedelta(hours=max_token_hours()):
@@ -75,6 +77,8 @@ def issue_token(
     }
     if commune:
         claims["commune"] = commune
+    if supervisor:
+        claims["supervisor"] = True
     return jwt.encode(claims, secret or secret_from_env(), algorithm=ALGORITHM)
 
 

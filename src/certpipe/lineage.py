@@ -77,7 +77,7 @@ def emit(context: Mapping[str, Any], dsn: str, batch_ids: Iterable[int]) -> dict
                 "refusals_by_rule FROM wh.ingest_batch WHERE batch_id = ANY(%s) AND status <> 'landed'",
                 (ids,),
             )
-            names = [d.name for d in cur.description]
+            names = [d.name for d in cur.description or ()]
             rows = [dict(zip(names, r, strict=True)) for r in cur]
     out = {}
     for kind in kinds:

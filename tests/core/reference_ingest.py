@@ -22,21 +22,15 @@ from certpipe.core.ingest import (
     _LOCK_IDS,
     APPLY_KNOWN_SQL,
     CERT_COPY,
-    KEYS,
     OUTCOME_COPY,
     SOURCE_COPY,
     STAGE_COLS,
     STAGE_DDL,
     BatchResult,
     _gc_paused,
-    _iso_date,
-    _iso_ts,
-    canonical_json,
-    cert_key,
-    content_hash,
     log,
-    raw_hash,
 )
+from certpipe.core.keys import KEYS, canonical_json, cert_key, content_hash, iso_date, iso_ts, raw_hash
 from certpipe.core.normalize import normalise
 from certpipe.core.rules import _d, cert_number, nationality, not_future, now_local, person_id
 from certpipe.core.schema import KindSpec, kind_spec, reason
@@ -155,9 +149,9 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
             ids[i],
             key,
             row.get(fk),
-            _iso_date(row.get(ik)),
+            iso_date(row.get(ik)),
             row.get(pk),
-            _iso_ts(row.get(ek)),
+            iso_ts(row.get(ek)),
             doc.decode(),
             h,
             raws[i],

@@ -5,7 +5,8 @@ import unicodedata
 import pytest
 
 from certpipe import warehouse
-from certpipe.core.ingest import ingest, ingest_stream
+from certpipe.core.ingest import ingest
+from certpipe.core.stream import ingest_stream
 from tests.core.records import birth, death
 
 

@@ -50,6 +50,26 @@ def _locked(conn, cert_id, cond, sp) -> dict | None:
     ).fetchone()
 
 
+def _same_registration(conn, cert_id: int, info: dict) -> dict | None:
+    """The live registration of a used certificate when it is the very one asked for again (same number, date,
+    office and officer): the answer of the first call, so a retried request is not refused as "already used"."""
+    row = conn.execute(
+        "SELECT r.registration_id, c.used_at FROM wh.registration r JOIN wh.certificate c USING (cert_id) "
+        "WHERE r.cert_id = %s AND r.cancelled_at IS NULL AND r.registration_no = %s AND r.registered_on = %s "
+        "AND r.office = %s AND r.officer = %s",
+        (cert_id, info["registration_no"], info["registered_on"], info["office"], info["officer"]),
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        "cert_id": cert_id,
+        "status": "used",
+        "used_at": row["used_at"].isoformat(),
+        "registration_id": row["registration_id"],
+        "registration": info,
+    }
+
+
 @router.post(
     "",
     responses={**NOT_FOUND, 409: {"description": MSG["used"]}},
@@ -70,6 +90,8 @@ def mark_used(cert_id: CertId, body: Registration, request: Request, reg: Reg, d
         if cert is None:
             raise HTTPException(404, MSG["not_found"])
         if cert["status"] == "used":
+            if (same := _same_registration(conn, cert_id, info)) is not None:
+                return same  # a retry of a mark whose answer was lost (e.g. the database restarted): done once
             raise HTTPException(409, MSG["used"])
         if cert["issued_on"] is not None and body.registered_on < cert["issued_on"]:
             raise HTTPException(422, MSG["registered_before_issue"])

@@ -15,55 +15,34 @@ differ, both content hashes and pointers to both versions.
 
 The upsert is set-based: rows are COPYed into a staging table, then one statement applies the rules and
 writes certificates, history, provenance and per-record outcomes.
+
+Size: over 400 lines because the staging layout, the SQL that applies it and the frames copied into it change
+together; keys and hashes live in core.keys, backfills in core.stream.
 """
 
 from __future__ import annotations
 
 import gc
-import hashlib
 import io
 import json
 import logging
-import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
-import msgspec
 import polars as pl
 import psycopg
 from psycopg.types.json import Jsonb
 
 from certpipe import warehouse
 from certpipe.core.columns import normalise_columns
+from certpipe.core.keys import HASH_BYTES, KEYS, content_hash, iso_date, iso_ts, raw_hash
 from certpipe.core.schema import kind_spec, reason
 from certpipe.core.validate import validate_columns
 
 log = logging.getLogger(__name__)
 
-# Where the identifying columns of each kind come from.
-KEYS = {
-    "GCS": {
-        "key": "MA_GCS",
-        "facility": "MA_CSKCB",
-        "issued": "NGAY_CT",
-        "person": "SO_CCCD_NND",
-        "event": "NGAY_SINH_CON",
-        "fallback": ("MA_CSKCB", "QUYEN_SO", "SO", "NGAY_CT"),
-        "prefix": "XML9",
-    },
-    "GBT": {
-        "key": "MA_GBT",
-        "facility": "MACSKCB",
-        "issued": "NGAY_CAPGIAYBT",
-        "person": "SO_GIAYTO",
-        "event": "NGAY_TV",
-        "fallback": ("MACSKCB", "QUYEN_SO", "SO_BAOTU", "NGAY_CAPGIAYBT"),
-        "prefix": "GBTSO",
-    },
-}
 _LOCK_IDS = {"GCS": 7_261_001, "GBT": 7_261_002}
 
 
@@ -85,44 +64,6 @@ class BatchResult:
         out = asdict(self)
         del out["timings"]
         return out
-
-
-def cert_key(kind: str, rec: Mapping) -> str | None:
-    k = KEYS[kind]
-    if rec.get(k["key"]):
-        return rec[k["key"]]
-    parts = [rec.get(f) or "" for f in k["fallback"]]
-    if parts[0] and parts[2] and parts[3]:
-        return ":".join([k["prefix"], *parts])
-    return None
-
-
-_HASH_BYTES = 16
-
-
-def content_hash(record_json: bytes) -> bytes:
-    return hashlib.blake2b(record_json, digest_size=_HASH_BYTES).digest()
-
-
-def _iso_date(v: str | None) -> str | None:
-    return f"{v[:4]}-{v[4:6]}-{v[6:8]}" if v else None
-
-
-def _iso_ts(v: str | None) -> str | None:
-    if not v:
-        return None
-    return f"{v[:4]}-{v[4:6]}-{v[6:8]} {v[8:10] or '00'}:{v[10:12] or '00'}:{v[12:14] or '00'}"
-
-
-_ENCODE = msgspec.json.Encoder(order="sorted", enc_hook=str).encode  # compact, sorted keys, UTF-8
-
-
-def canonical_json(doc) -> bytes:
-    return _ENCODE(doc)
-
-
-def raw_hash(raw) -> bytes:
-    return hashlib.blake2b(canonical_json(raw), digest_size=_HASH_BYTES).digest()
 
 
 # Keys and hashes go to the server as one value each (keys one per line; hashes 16 bytes each, end to end):
@@ -245,7 +186,7 @@ def lookup_resent(
 ) -> dict[bytes, tuple]:
     """Raw hashes this source already sent for stored certificates: those records need no new work."""
     hashes = b"".join(set(raws))
-    if any(len(h) != _HASH_BYTES for h in raws):
+    if any(len(h) != HASH_BYTES for h in raws):
         raise ValueError("raw hashes are 16 bytes")
     params = {"source": source, "source_ref": source_ref, "kind": kind, "hashes": hashes}
     return {h: (cert_id, key, chash) for h, cert_id, key, chash in conn.execute(RESENT_SQL, params)}
@@ -358,9 +299,7 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
     if len(staged) < len(row_list):
         order = pl.DataFrame({"row": pl.Series(list(staged.values()), dtype=pl.Int64)})
         rows = order.join(rows, on="row", how="left", maintain_order="left")
-    rows = rows.with_columns(
-        issued=_map_distinct(rows["issued"], _iso_date), event=_map_distinct(rows["event"], _iso_ts)
-    )
+    rows = rows.with_columns(issued=_map_distinct(rows["issued"], iso_date), event=_map_distinct(rows["event"], iso_ts))
     return Prepared(
         kind=kind,
         source=source,
@@ -405,6 +344,18 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
     outcomes: list[pl.DataFrame] = []  # wh.batch_record rows: row, cert_key, cert_id, outcome, reasons
     ids = pl.Series("rid", p.ids, dtype=pl.String, strict=False)
     with conn.transaction():
+        # A batch is applied once: a retried task (killed after the commit, before Airflow saw it succeed) gets the
+        # stored counts back instead of a duplicate-key error on its outcomes. The row lock orders two attempts.
+        before = conn.execute(
+            "SELECT status, received, stored, updated, unchanged, refused, refusals_by_rule FROM wh.ingest_batch "
+            "WHERE batch_id = %s FOR UPDATE",
+            (batch_id,),
+        ).fetchone()
+        if before is not None and before[0] in ("ingested", "acknowledged"):
+            result.received, result.stored, result.updated, result.unchanged, result.refused = before[1:6]
+            result.refusals_by_rule = dict(before[6] or {})
+            log.info("batch %s (%s %s/%s) was already ingested: nothing done", batch_id, kind, source, source_ref)
+            return result
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_IDS[kind],))
         # Known certificates are locked first, so a registrar marking one used cannot slip in between.
         known = {r[0]: r[1:] for r in conn.execute(KNOWN_SQL, (kind, "\n".join(p.staged)))} if p.staged else {}
@@ -413,7 +364,7 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
         new = rows.filter(is_new)
         cert_ids = pl.Series("cert_id", [], dtype=pl.Int64)
         if len(new):
-            lo, hi, listed = conn.execute(NEW_IDS_SQL, (len(new),)).fetchone()
+            lo, hi, listed = warehouse.one(conn, NEW_IDS_SQL, (len(new),))
             cert_ids = pl.Series("cert_id", listed or range(lo, hi + 1), dtype=pl.Int64)
             new = new.with_columns(cert_ids)
             _copy_csv(
@@ -584,13 +535,13 @@ def ingest(
     `refusals`: reasons an adapter found itself (e.g. a file row of another facility), by record index;
     such a record is refused with them, in addition to what validation finds.
     """
-    p = _hash_lookup_prepare(
+    p = prepare_batch(
         conn, kind=kind, source=source, source_ref=source_ref, records=records, record_ids=record_ids, refusals=refusals
     )
     return apply(conn, batch_id, p)
 
 
-def _hash_lookup_prepare(
+def prepare_batch(
     conn: psycopg.Connection | None,
     *,
     kind: str,
@@ -614,77 +565,3 @@ def _hash_lookup_prepare(
         raws=raws,
         resent=resent,
     )
-
-
-def ingest_stream(
-    dsn: str,
-    batches: Iterable[tuple[Sequence[Mapping], Sequence[str | None] | None, dict]],
-    *,
-    kind: str,
-    source: str,
-    source_ref: str,
-    run_id: str | None = None,
-) -> Iterator[BatchResult]:
-    """Ingest many batches of one source in order (a backfill): each is its own batch and transaction.
-
-    While the database applies batch N (a worker thread waiting on PostgreSQL), this thread normalises and
-    validates batch N+1, so both cores work. `batches` yields (records, record_ids or None, batch meta).
-    Results come in order; on an error the batch prepared but not applied is marked failed.
-    """
-    from certpipe import warehouse
-
-    with (
-        warehouse.connect(dsn) as side,
-        warehouse.connect(dsn) as conn,
-        ThreadPoolExecutor(1, thread_name_prefix="certpipe-apply") as pool,
-    ):
-        side.autocommit = True
-        # A source's first backfill has nothing to skip: no look-up of re-sent records (a record re-sent within
-        # the stream still comes out unchanged, by its content).
-        fresh = not side.execute(
-            "SELECT EXISTS (SELECT FROM wh.certificate_source WHERE source = %s AND source_ref = %s)",
-            (source, source_ref),
-        ).fetchone()[0]
-        pending: Future | None = None
-        pending_id = waiting = None  # batch being applied; batch prepared but not yet handed over
-        try:
-            for records, ids, meta in batches:
-                waiting = warehouse.create_batch(
-                    side, source=source, source_ref=source_ref, kind=kind, run_id=run_id, meta=meta
-                )
-                t = time.perf_counter()
-                p = _hash_lookup_prepare(
-                    None if fresh else side,
-                    kind=kind,
-                    source=source,
-                    source_ref=source_ref,
-                    records=records,
-                    record_ids=ids,
-                )
-                prepared = time.perf_counter() - t
-                if pending is not None:
-                    yield _finish(pending, waited_from=time.perf_counter())
-                pending = pool.submit(_timed_apply, conn, waiting, p, prepared)
-                pending_id, waiting = waiting, None
-            if pending is not None:
-                yield _finish(pending, waited_from=time.perf_counter())
-        except BaseException:
-            failed = [waiting] if waiting is not None else []
-            if pending is not None and pending.exception() is not None:  # waits for the batch being applied
-                failed.append(pending_id)
-            for batch_id in failed:
-                warehouse.mark_batch(side, batch_id, "failed")
-            raise
-
-
-def _timed_apply(conn: psycopg.Connection, batch_id: int, p: Prepared, prepared: float) -> BatchResult:
-    t = time.perf_counter()
-    result = apply(conn, batch_id, p)
-    result.timings.update(prepare_s=prepared, apply_s=time.perf_counter() - t)
-    return result
-
-
-def _finish(pending: Future, waited_from: float) -> BatchResult:
-    result = pending.result()
-    result.timings["waited_s"] = time.perf_counter() - waited_from
-    return result

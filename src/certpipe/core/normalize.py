@@ -243,7 +243,9 @@ def _plan(spec: KindSpec) -> dict[str, tuple]:
 
     Codes and dates repeat a lot, so their outcomes are cached per text value (bounded); free text and IDs
     do not repeat, so they are not."""
-    per_field = {f.name: (f.name, _handler(f), f.max, None if f.type in ("text", "id") else {}) for f in spec.fields}
+    per_field: dict[str, tuple] = {
+        f.name: (f.name, _handler(f), f.max, None if f.type in ("text", "id") else {}) for f in spec.fields
+    }
     return {src: per_field[name] for src, name in spec.lookup.items()}  # an alias shares its field's cache
 
 
@@ -265,7 +267,8 @@ def normalise_record(raw: Mapping, spec: KindSpec) -> tuple[dict, list[dict]]:
 
 
 def normalise(records: Iterable, spec: KindSpec) -> tuple[list[dict], list[list[dict]]]:
-    rows, reasons = [], []
+    rows: list[dict] = []
+    reasons: list[list[dict]] = []
     compiled: dict[tuple, tuple] = {}  # key set -> steps
     for raw in records:
         if type(raw) is not dict and not isinstance(raw, Mapping):

@@ -69,6 +69,8 @@ class SuiteRunner:
             cfg = r.expectation_config
             if r.success:
                 continue
+            if cfg is None:
+                raise RuntimeError("an expectation result came back without its configuration")
             if r.exception_info and r.exception_info.get("raised_exception"):
                 raise RuntimeError(
                     f"expectation {cfg.type} on {cfg.kwargs.get('column')} failed to run: "

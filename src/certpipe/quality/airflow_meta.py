@@ -96,7 +96,7 @@ def run_context(session: Session, dag_id: str, run_id: str, task_id: str | None,
     if run is None:
         return out
     since = (run.queued_at or run.start_date or run.logical_date or run.run_after) - dt.timedelta(minutes=5)
-    where = {"source_dag_id": dag_id, "source_run_id": run_id}
+    where: dict[str, str | int] = {"source_dag_id": dag_id, "source_run_id": run_id}
     if task_id:
         where["source_task_id"] = task_id
         if map_index is not None:

@@ -64,12 +64,15 @@ class DsnCache:
     """The warehouse DSN from the Airflow connections, looked up at most once a minute."""
 
     def __init__(self, lookup: Callable[[], str] = _warehouse_dsn, ttl: float = 60.0):
-        self.lookup, self.ttl, self.value, self.at = lookup, ttl, None, 0.0
+        self.lookup, self.ttl, self.at = lookup, ttl, 0.0
+        self.value: str | None = None
 
     def __call__(self) -> str:
-        if self.value is None or time.monotonic() - self.at > self.ttl:
-            self.value, self.at = self.lookup(), time.monotonic()
-        return self.value
+        value = self.value
+        if value is None or time.monotonic() - self.at > self.ttl:
+            value = self.value = self.lookup()
+            self.at = time.monotonic()
+        return value
 
 
 def _env() -> Environment:
@@ -228,7 +231,7 @@ def create_app(dsn: Callable[[], str] | None = None, *, authenticate: bool = Tru
                 if kind in queries.KINDS:
                     rows = [b for b in rows if b["kind"] == kind]
                 scope = "run"
-            details = [queries.batch(conn, b["batch_id"]) for b in rows[:20] if b["refused"]]
+            details = [d for b in rows[:20] if b["refused"] and (d := queries.batch(conn, b["batch_id"]))]
         return {
             "dag_id": dag_id,
             "run_id": run_id,

@@ -11,6 +11,7 @@ import datetime as dt
 import psycopg
 
 from certpipe import clock
+from certpipe.warehouse import one, scalar
 
 # Ledger statuses of wh.excel_file (migration 0007) by what the engineer on duty cares about.
 EXCEL_WAITING = ("claimed",)
@@ -29,20 +30,20 @@ PUSH_STALE = dt.timedelta(days=8)  # weekly
 
 
 def _exists(conn: psycopg.Connection, table: str) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]
+    return scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (table,))
 
 
 def excel(conn: psycopg.Connection, now: dt.datetime) -> dict | None:
     if not _exists(conn, "wh.excel_file"):
         return None
-    by_status = dict(conn.execute("SELECT status, count(*) FROM wh.excel_file GROUP BY status").fetchall())
-    open_ = conn.execute(
-        "SELECT min(claimed_at) FROM wh.excel_file WHERE status <> ALL(%s)", (list(EXCEL_FINISHED),)
-    ).fetchone()[0]
+    by_status: dict[str, int] = dict(
+        conn.execute("SELECT status, count(*) FROM wh.excel_file GROUP BY status").fetchall()
+    )
+    open_ = scalar(conn, "SELECT min(claimed_at) FROM wh.excel_file WHERE status <> ALL(%s)", (list(EXCEL_FINISHED),))
     since = now - dt.timedelta(days=7)
-    quarantined_week = conn.execute(
-        "SELECT count(*) FROM wh.excel_file WHERE status = 'quarantined' AND updated_at >= %s", (since,)
-    ).fetchone()[0]
+    quarantined_week = scalar(
+        conn, "SELECT count(*) FROM wh.excel_file WHERE status = 'quarantined' AND updated_at >= %s", (since,)
+    )
     per_facility = [
         {"facility": fac, "open": int(n_open), "quarantined": int(n_q), "done": int(n_done), "last": last}
         for fac, n_open, n_q, n_done, last in conn.execute(
@@ -71,29 +72,29 @@ def excel(conn: psycopg.Connection, now: dt.datetime) -> dict | None:
 def dhis2(conn: psycopg.Connection, now: dt.datetime) -> dict | None:
     if not _exists(conn, "wh.dhis2_death_event"):
         return None
-    last_pull = conn.execute("SELECT max(last_seen_at) FROM wh.dhis2_death_event").fetchone()[0]
-    mark = conn.execute("SELECT max(updated_at) FROM wh.source_watermark WHERE source = 'dhis2'").fetchone()[
-        0
-    ]  # a pull that found nothing still moves its watermark
+    last_pull = scalar(conn, "SELECT max(last_seen_at) FROM wh.dhis2_death_event")
+    mark = scalar(
+        conn, "SELECT max(updated_at) FROM wh.source_watermark WHERE source = 'dhis2'"
+    )  # a pull that found nothing still moves its watermark
     last_pull = max((t for t in (last_pull, mark) if t), default=None)
-    events, matched = conn.execute(
-        "SELECT count(*), count(cert_id) FROM wh.dhis2_death_event WHERE NOT deleted"
-    ).fetchone()
-    methods = dict(
+    events, matched = one(conn, "SELECT count(*), count(cert_id) FROM wh.dhis2_death_event WHERE NOT deleted")
+    methods: dict[str, int] = dict(
         conn.execute(
             "SELECT COALESCE(match_method, 'unmatched'), count(*) FROM wh.dhis2_death_event WHERE NOT deleted "
             "GROUP BY 1 ORDER BY 1"
         ).fetchall()
     )
     unregistered = (
-        conn.execute("SELECT count(*) FROM wh.dhis2_unregistered_deaths").fetchone()[0]
+        scalar(conn, "SELECT count(*) FROM wh.dhis2_unregistered_deaths")
         if _exists(conn, "wh.dhis2_unregistered_deaths")
         else None
     )
     push = None
     if _exists(conn, "wh.dhis2_push"):
-        outcomes = dict(conn.execute("SELECT outcome, count(*) FROM wh.dhis2_push GROUP BY 1 ORDER BY 1").fetchall())
-        last_push = conn.execute("SELECT max(pushed_at) FROM wh.dhis2_push").fetchone()[0]
+        outcomes: dict[str, int] = dict(
+            conn.execute("SELECT outcome, count(*) FROM wh.dhis2_push GROUP BY 1 ORDER BY 1").fetchall()
+        )
+        last_push = scalar(conn, "SELECT max(pushed_at) FROM wh.dhis2_push")
         errors = conn.execute(
             "SELECT code, count(*) FROM wh.dhis2_push, unnest(error_codes) code WHERE outcome = 'error' "
             "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
@@ -143,7 +144,7 @@ def watermarks(conn: psycopg.Connection, now: dt.datetime) -> list[dict]:
 
 
 def state(conn: psycopg.Connection) -> dict:
-    now = conn.execute("SELECT wh.clock()").fetchone()[0]
+    now = scalar(conn, "SELECT wh.clock()")
     marks = watermarks(conn, now)
     return {
         "now": now,

@@ -12,10 +12,12 @@ import datetime as dt
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
 from certpipe import clock
+from certpipe.warehouse import one, scalar
 
 COUNTS = ("received", "stored", "updated", "unchanged", "refused")
 KINDS = ("GCS", "GBT")
@@ -104,7 +106,8 @@ def parse_filters(q: dict[str, str | None], today: dt.date | None = None) -> Fil
 
 def _where(f: Filters, start: dt.date | None = None, end: dt.date | None = None, alias: str = "") -> tuple[str, list]:
     a = f"{alias}." if alias else ""
-    sql, args = [f"{a}day BETWEEN %s AND %s"], [start or f.start, end or f.end]
+    sql = [f"{a}day BETWEEN %s AND %s"]
+    args: list[object] = [start or f.start, end or f.end]
     for col, v in (("source", f.source), ("source_ref", f.facility), ("kind", f.kind)):
         if v:
             sql.append(f"{a}{col} = %s")
@@ -118,12 +121,13 @@ def rate(refused: int, received: int) -> float | None:
 
 def totals(conn: psycopg.Connection, f: Filters) -> dict:
     where, args = _where(f)
-    row = conn.execute(
+    row = one(
+        conn,
         f"SELECT COALESCE(sum(batches), 0), COALESCE(sum(failed), 0), "
         f"{', '.join(f'COALESCE(sum({c}), 0)' for c in COUNTS)} FROM quality.daily WHERE {where}",
         args,
-    ).fetchone()
-    out = dict(zip(("batches", "failed", *COUNTS), (int(v) for v in row), strict=True))
+    )
+    out: dict[str, Any] = dict(zip(("batches", "failed", *COUNTS), (int(v) for v in row), strict=True))
     out["refusal_rate"] = rate(out["refused"], out["received"])
     if f.rule:
         out["rule_refused"] = _rule_records(conn, f)
@@ -133,9 +137,11 @@ def totals(conn: psycopg.Connection, f: Filters) -> dict:
 def _rule_records(conn: psycopg.Connection, f: Filters) -> int:
     where, args = _where(f)
     return int(
-        conn.execute(
-            f"SELECT COALESCE(sum(records), 0) FROM quality.daily_rule WHERE {where} AND rule = %s", [*args, f.rule]
-        ).fetchone()[0]
+        scalar(
+            conn,
+            f"SELECT COALESCE(sum(records), 0) FROM quality.daily_rule WHERE {where} AND rule = %s",
+            [*args, f.rule],
+        )
     )
 
 
@@ -324,7 +330,7 @@ def batches(conn: psycopg.Connection, f: Filters, limit: int = 50) -> list[dict]
         "LIMIT %s",
         [*args, limit],
     )
-    names = [d.name for d in cur.description]
+    names = [d.name for d in cur.description or ()]
     return [_batch(r, names) for r in cur]
 
 
@@ -337,7 +343,7 @@ def batch(conn: psycopg.Connection, batch_id: int, catalogue: dict[str, dict] | 
     row = cur.fetchone()
     if row is None:
         return None
-    b = _batch(row, [d.name for d in cur.description])
+    b = _batch(row, [d.name for d in cur.description or ()])
     b["refusals"] = [
         {
             "rule": rule,
@@ -366,13 +372,13 @@ def run_batches(conn: psycopg.Connection, run_id: str, sources: tuple[str, ...] 
         + " ORDER BY batch_id",
         [run_id, *([list(sources)] if sources else [])],
     )
-    names = [d.name for d in cur.description]
+    names = [d.name for d in cur.description or ()]
     return [_batch(r, names) for r in cur]
 
 
 def batches_by_id(conn: psycopg.Connection, ids: list[int]) -> list[dict]:
     cur = conn.execute(f"SELECT {BATCH_COLS} FROM wh.ingest_batch WHERE batch_id = ANY(%s) ORDER BY batch_id", (ids,))
-    names = [d.name for d in cur.description]
+    names = [d.name for d in cur.description or ()]
     return [_batch(r, names) for r in cur]
 
 

@@ -97,12 +97,17 @@ def warehouse_dsn(conn_id: str = WAREHOUSE_CONN_ID) -> str:
     )
 
 
-def scalar(conn: psycopg.Connection, query: str, params: Any = None) -> Any:
-    """The first column of the one row a statement returns (INSERT ... RETURNING, count(*), ...)."""
+def one(conn: psycopg.Connection, query: str, params: Any = None) -> tuple[Any, ...]:
+    """The one row a statement returns (an aggregate, INSERT ... RETURNING); LookupError when it returns none."""
     row = conn.execute(query, params).fetchone()
     if row is None:
         raise LookupError("the statement returned no row")
-    return row[0]
+    return row
+
+
+def scalar(conn: psycopg.Connection, query: str, params: Any = None) -> Any:
+    """The first column of the one row a statement returns (count(*), RETURNING id, ...)."""
+    return one(conn, query, params)[0]
 
 
 def connect(dsn: str) -> psycopg.Connection:

@@ -31,7 +31,7 @@ def deploy_celery_probe():
     @task
     def schema_count() -> int:
         """Touches the project package from the worker: the certpipe plugins are importable there."""
-        from certpipe.core.ingest import KEYS
+        from certpipe.core.keys import KEYS
 
         return len(KEYS)
 

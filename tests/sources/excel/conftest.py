@@ -15,6 +15,14 @@ import pytest
 from tests.conftest import airflow_conn
 
 FACILITY = "01020"
+KNOWN = (FACILITY, "79034", "96025")  # the facilities allowed to drop files in these tests
+
+
+@pytest.fixture(autouse=True)
+def _known_facilities(monkeypatch):
+    monkeypatch.setenv("CERTPIPE_INBOX_FACILITIES", ",".join(KNOWN))
+
+
 NOW = dt.datetime.now(dt.timezone(dt.timedelta(hours=7)))
 
 
@@ -247,3 +255,28 @@ def excel_env(warehouse_dsn, monkeypatch, airflow_db):
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE_DB", airflow_conn(warehouse_dsn))
     monkeypatch.setenv("CERTPIPE_INBOX_MIN_AGE", "0")
     return warehouse_dsn
+
+
+def rewrite_part(path: Path, part: str, edit) -> Path:
+    """Rewrite one XML part of a workbook in place (raw zip surgery for malformed cases): edit(bytes) -> bytes."""
+    with zipfile.ZipFile(path) as z:
+        parts = [(i, z.read(i.filename)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for info, data in parts:
+            z.writestr(info.filename, edit(data) if info.filename == part else data)
+    return path
+
+
+def sheet_part(path: Path, title: str) -> str:
+    """The zip part of the sheet called `title`."""
+    import re
+
+    with zipfile.ZipFile(path) as z:
+        wb = z.read("xl/workbook.xml").decode()
+        rels = z.read("xl/_rels/workbook.xml.rels").decode()
+    rid = re.search(rf'<sheet [^>]*name="{re.escape(title)}"[^>]*r:id="(rId\d+)"', wb).group(1)
+    target = re.search(rf'<Relationship [^>]*Id="{rid}"[^>]*Target="([^"]+)"', rels) or re.search(
+        rf'<Relationship [^>]*Target="([^"]+)"[^>]*Id="{rid}"', rels
+    )
+    t = target.group(1).lstrip("/")
+    return t if t.startswith("xl/") else f"xl/{t}"

@@ -9,7 +9,8 @@ import openpyxl
 import pytest
 
 from certpipe.sources.excel import inbox as excel
-from tests.sources.excel.conftest import FACILITY, births, deaths, his_export, template_file, xls_file
+from certpipe.sources.excel import landing
+from tests.sources.excel.conftest import FACILITY, KNOWN, births, deaths, his_export, template_file, xls_file
 
 
 def drop(bucket, name: str, data: bytes, facility: str = FACILITY) -> Path:
@@ -20,7 +21,7 @@ def drop(bucket, name: str, data: bytes, facility: str = FACILITY) -> Path:
 
 
 def run(bucket, dsn, **kw) -> list[dict]:
-    ids = excel.scan(bucket, dsn, min_age=0)["file_ids"]
+    ids = excel.scan(bucket, dsn, min_age=0, facilities=KNOWN)["file_ids"]
     return [excel.process(bucket, dsn, i, **kw) for i in ids]
 
 
@@ -125,7 +126,7 @@ def test_interrupted_file_is_resumed_without_double_counting(bucket, wh, warehou
     for i in bad:
         gcs[i]["GIOI_TINH_CON"] = "9"
     drop(bucket, "lon.xlsx", template_file(tmp_path / "x.xlsx", gcs).read_bytes())
-    real = excel.ingest
+    real = landing.ingest
     calls = []
 
     def crash_after_first_batch(*a, **kw):
@@ -134,14 +135,14 @@ def test_interrupted_file_is_resumed_without_double_counting(bucket, wh, warehou
         calls.append(1)
         return real(*a, **kw)
 
-    monkeypatch.setattr(excel, "ingest", crash_after_first_batch)
+    monkeypatch.setattr(landing, "ingest", crash_after_first_batch)
     ids = excel.scan(bucket, warehouse_dsn, min_age=0)["file_ids"]
     with pytest.raises(ConnectionError):
         excel.process(bucket, warehouse_dsn, ids[0], chunk_rows=25)
     assert wh.execute("SELECT status FROM wh.excel_file").fetchone()[0] == "landed"
     assert files(bucket, "processed") == [] and len(files(bucket, "processing")) == 1
 
-    monkeypatch.setattr(excel, "ingest", real)
+    monkeypatch.setattr(landing, "ingest", real)
     [res] = run(bucket, warehouse_dsn, chunk_rows=25)  # the next run resumes the claim
     assert res["status"] == "done"
     valid = [r["MA_GCS"] for r in gcs if r["GIOI_TINH_CON"] != "9"]
@@ -177,6 +178,9 @@ def test_two_attempts_never_process_one_file_at_once(bucket, warehouse_dsn, tmp_
     assert inside.wait(30)
     with pytest.raises(RuntimeError, match="being processed"):
         excel.process(bucket, warehouse_dsn, fid)
+    # a scan meanwhile (the next scheduled run) leaves the file to the task processing it
+    out_scan = excel.scan(bucket, warehouse_dsn, min_age=0, facilities=KNOWN)
+    assert fid not in out_scan["file_ids"] and out_scan["in_progress"] == 1
     release.set()
     t.join(60)
     assert out["r"]["status"] == "done"
@@ -227,6 +231,7 @@ def test_every_row_refused_still_gets_a_result(bucket, warehouse_dsn, tmp_path):
     head = [c.value for c in ws[1]]
     sex = next(j for j, h in enumerate(head) if str(h).startswith("Giới tính của con"))
     assert all(r[sex].comment and "giới tính" in r[sex].comment.text for r in rows)
+    assert all("Giá trị hợp lệ: 1 - Nam; 2 - Nữ" in r[sex].comment.text for r in rows)  # what is expected
 
 
 def test_files_still_being_written_are_left_alone(bucket, warehouse_dsn, tmp_path):

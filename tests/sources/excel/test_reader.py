@@ -116,10 +116,11 @@ def test_calamine_chosen_for_normal_sheets(tmp_path):
         (lambda p, ok: xls_file(p), "FILE_LEGACY_XLS"),
         (lambda p, ok: encrypted_file(p, ok), "FILE_ENCRYPTED"),
         (lambda p, ok: bomb_file(p), "FILE_BOMB"),
-        (lambda p, ok: p.write_bytes(ok.read_bytes()[: ok.stat().st_size // 2]), "FILE_CORRUPT"),
+        (lambda p, ok: p.write_bytes(ok.read_bytes()[: ok.stat().st_size // 2]), "FILE_INCOMPLETE"),
+        (lambda p, ok: _damaged(p, ok), "FILE_CORRUPT"),
         (lambda p, ok: _docx(p), "FILE_NOT_WORKBOOK"),
     ],
-    ids=["csv", "empty", "xls", "password", "bomb", "truncated", "docx"],
+    ids=["csv", "empty", "xls", "password", "bomb", "copy-stopped-half-way", "damaged", "docx"],
 )
 def test_unreadable_files_are_refused_with_a_rule(tmp_path, make, code):
     ok = template_file(tmp_path / "ok.xlsx", births(5)[0])
@@ -136,6 +137,16 @@ def test_oversized_file(tmp_path):
     with pytest.raises(Unreadable) as e:
         check_file(ok, Limits(max_bytes=1000))
     assert e.value.code == "FILE_TOO_LARGE"
+
+
+def _damaged(p, ok):
+    """Whole (the zip directory is there) but damaged inside: the sheet's bytes were overwritten."""
+    data = bytearray(ok.read_bytes())
+    with zipfile.ZipFile(ok) as z:
+        info = z.getinfo("xl/worksheets/sheet3.xml")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start : start + 40] = b"\xff" * 40
+    p.write_bytes(bytes(data))
 
 
 def _docx(p):

@@ -91,6 +91,7 @@ def pull_window(
     for page in a6_events(hook, a6, root, since, end, settings):
         counts["pages"] += 1
         rows.extend(event_row(ev, a6, communes, server) for ev in page if ev.get("event"))
+    rows.sort(key=lambda r: r["event_uid"])  # locks taken in event_uid order, as match_events does (stable sort)
     counts["received"] += len(rows)
     counts["deleted"] += sum(bool(r["deleted"]) for r in rows)
     with warehouse.connect(dsn) as conn:
@@ -191,7 +192,8 @@ def match_events(dsn: str, *, run_id: str | None = None) -> dict:
     with warehouse.connect(dsn) as conn:
         cur = conn.execute(
             "SELECT event_uid, id_number, name_key, date_of_birth, date_of_death, commune_code "
-            "FROM wh.dhis2_death_event WHERE NOT deleted AND (matched_at IS NULL OR cert_id IS NULL)"
+            "FROM wh.dhis2_death_event WHERE NOT deleted AND (matched_at IS NULL OR cert_id IS NULL) "
+            "ORDER BY event_uid"  # rows updated in one order (the pull's upsert too): no deadlock between them
         )
         names = [d.name for d in cur.description or []]
         events = [dict(zip(names, r, strict=True)) for r in cur]

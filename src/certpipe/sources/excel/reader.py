@@ -6,8 +6,11 @@ rows. Each sheet's header row is the row (among the first 30) that names the mos
 a sheet with no such row (instructions, code lists, pivot tables) is skipped. Values are passed on as the
 workbook holds them (Excel dates, numbers, text): `certpipe.core.normalize` reads them, as for every source.
 
-Reading is streamed and bounded: python-calamine (Rust, fast) holds one sheet at a time, so a sheet whose
-estimated size is above `calamine_max_cells` is read with openpyxl in read-only mode (row by row, slower).
+Reading is streamed and bounded: every sheet's XML is first scanned in constant memory (`sheetscan`): a sheet
+holding values beyond the caps (rows, columns, cells) is refused with a rule saying which; python-calamine
+(Rust, fast) builds a dense range of the sheet, so it reads only sheets whose every cell and declared
+<dimension> fit `calamine_max_cells`; other sheets (a stray cell far from the data, a huge or missing
+dimension) are read with openpyxl in read-only mode (row by row), stopping after the last row with a value.
 
 `check_file` refuses what must not be opened: not a workbook, legacy .xls, password-protected, too large,
 decompression bombs. Errors carry a rule code (rules.json FILE_*) and never a value from the file.
@@ -15,25 +18,33 @@ decompression bombs. Errors carry a rule code (rules.json FILE_*) and never a va
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import posixpath
-import re
-import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import ElementTree as ET  # workbook XML is untrusted: no entity expansion, no DTD
 
-from certpipe.core.schema import KINDS, kind_spec
-from certpipe.sources.excel import config
+from certpipe.sources.excel import sheetscan
+from certpipe.sources.excel.header import (  # noqa: F401 - public names of the reader before the split
+    MIN_HEADER_FIELDS,
+    Vocabulary,
+    _empty,
+    code_list_fields,
+    detect_header,
+    fold,
+    hint,
+    time_columns,
+    vocabulary,
+)
+from certpipe.sources.excel.sheet import Sheet, SheetLayout
+from certpipe.sources.excel.sheetscan import SheetStats, col_letters
 
 HEADER_SCAN = 30  # rows searched for the header
-MIN_HEADER_FIELDS = 4
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls, and password-protected .xlsx (encrypted OOXML)
 ZIP_MAGIC = b"PK\x03\x04"
 _NS = {
@@ -41,17 +52,32 @@ _NS = {
     "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
     "pr": "http://schemas.openxmlformats.org/package/2006/relationships",
 }
-_DIM = re.compile(rb'<(?:\w+:)?dimension ref="([A-Z]+)(\d+)(?::([A-Z]+)(\d+))?"')
-_CODE_LABEL = re.compile(r"^\s*([0-9A-Za-z]{1,4})\s*[-–:]\s+\S")  # "1 - Nam", "01 - Kinh" (template drop-downs)
-_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
+
+
+# what a damaged zip or XML part raises while it is read (CRC, inflate, truncated part, bad XML, bad numbers)
+_BROKEN = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    ParseError,
+    KeyError,
+    IndexError,
+    OSError,
+    ValueError,
+    TypeError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 class Unreadable(Exception):
-    """The file cannot be read; `code` is a FILE_* rule of rules.json (message in Vietnamese)."""
+    """The file cannot be read; `code` is a FILE_* rule of rules.json (message in Vietnamese); `detail` says
+    where, in Vietnamese, without any value from the file (sheet names and cell addresses only)."""
 
-    def __init__(self, code: str):
+    def __init__(self, code: str, detail: str | None = None):
         super().__init__(code)
         self.code = code
+        self.detail = detail
 
 
 def _env_int(name: str, default: int) -> int:
@@ -66,6 +92,9 @@ class Limits:
     max_ratio: int = 200  # compression ratio of one part (parts over 1 MiB)
     max_entries: int = 10_000  # parts in the zip
     calamine_max_cells: int = 6_000_000  # above: openpyxl read-only (streamed) instead of calamine
+    max_rows: int = 300_000  # rows holding a value, per sheet
+    max_cols: int = 1_000  # last column holding a value, per sheet
+    max_cells: int = 12_000_000  # cells holding a value, per workbook
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -76,6 +105,9 @@ class Limits:
             max_ratio=_env_int("CERTPIPE_EXCEL_MAX_RATIO", d.max_ratio),
             max_entries=d.max_entries,
             calamine_max_cells=_env_int("CERTPIPE_EXCEL_CALAMINE_MAX_CELLS", d.calamine_max_cells),
+            max_rows=_env_int("CERTPIPE_EXCEL_MAX_ROWS", d.max_rows),
+            max_cols=_env_int("CERTPIPE_EXCEL_MAX_COLS", d.max_cols),
+            max_cells=_env_int("CERTPIPE_EXCEL_MAX_CELLS", d.max_cells),
         )
 
 
@@ -106,6 +138,10 @@ def check_file(path: Path, limits: Limits | None = None) -> None:
         )
     if not head.startswith(ZIP_MAGIC):
         raise Unreadable("FILE_NOT_WORKBOOK")
+    with path.open("rb") as f:  # a zip ends with its directory: without it, the copy stopped half-way
+        f.seek(max(0, size - (1 << 16) - 22))
+        if b"PK\x05\x06" not in f.read():
+            raise Unreadable("FILE_INCOMPLETE")
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -121,85 +157,7 @@ def check_file(path: Path, limits: Limits | None = None) -> None:
             raise Unreadable("FILE_BOMB")
 
 
-# ---------------------------------------------------------------- header vocabulary
-
-
-def fold(text: str) -> str:
-    """Header text compared without case, diacritics, punctuation or spacing ("Họ tên mẹ" == "HO TEN ME")."""
-    s = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
-    s = "".join(c for c in s if not unicodedata.combining(c)).lower()
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", s).split())
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    kind: str
-    codes: dict[str, str]  # official name or alias, upper case -> canonical name
-    labels: dict[str, str]  # folded Vietnamese label -> canonical name
-
-    def match(self, cell) -> str | None:
-        if not isinstance(cell, str):
-            return None
-        text = unicodedata.normalize("NFC", cell).strip().rstrip("*").strip()
-        if not text:
-            return None
-        name = self.codes.get(re.sub(r"\s+", "", text).upper())
-        if name:
-            return name
-        name = self.labels.get(fold(text))
-        if name:
-            return name
-        found = {self.codes[t] for t in _TOKEN.findall(text) if t == t.upper() and t in self.codes}
-        return found.pop() if len(found) == 1 else None
-
-
-@cache
-def vocabulary(kind: str) -> Vocabulary:
-    spec = kind_spec(kind)
-    codes = dict(spec.lookup)
-    labels: dict[str, str] = {}
-    ambiguous: set[str] = set()
-    for f in spec.fields:
-        for label in {f.label, re.sub(r"\s*\(.*?\)\s*", " ", f.label)}:
-            key = fold(label)
-            if key in labels and labels[key] != f.name:
-                ambiguous.add(key)
-            labels[key] = f.name
-    for key in ambiguous:
-        del labels[key]
-    return Vocabulary(kind, codes, labels)
-
-
-def code_list_fields() -> frozenset[str]:
-    """Fields offered as a drop-down "code - name" in the template: the code part is read."""
-    return frozenset(config()["field_lists"])
-
-
 # ---------------------------------------------------------------- workbook structure
-
-
-@dataclass
-class SheetLayout:
-    number: int  # 1-based position in the workbook
-    name: str
-    kind: str | None = None  # None: no header found, sheet skipped
-    header_row: int = 0  # Excel row number of the (last) header row
-    first_col: int = 0  # absolute column index of list index 0 in the rows of this sheet
-    columns: dict[int, str] = field(default_factory=dict)  # list index -> canonical field
-    headers: list = field(default_factory=list)  # header cells, list-indexed
-    ignored: list[str] = field(default_factory=list)  # header texts not recognised / repeated
-    engine: str = "calamine"
-
-    @property
-    def width(self) -> int:
-        return len(self.headers)
-
-
-def _col_number(letters: str) -> int:
-    n = 0
-    for c in letters:
-        n = n * 26 + ord(c) - 64
-    return n
 
 
 def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
@@ -218,104 +176,32 @@ def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     return out
 
 
-def estimated_cells(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
-    """Cells of a sheet, from its <dimension> and from the size of its XML (whichever is larger)."""
-    with zf.open(info) as f:
-        head = f.read(4096)
-    by_size = info.file_size // 50
-    m = _DIM.search(head)
-    if m and m.group(3):
-        c1, r1, c2, r2 = (g.decode() for g in m.groups())
-        rows = int(r2) - int(r1) + 1
-        cols = _col_number(c2) - _col_number(c1) + 1
-        return max(rows * cols, by_size)
-    return by_size
-
-
-def _empty(v) -> bool:
-    return v is None or v == "" or (isinstance(v, str) and not v.strip())
-
-
-def detect_header(rows: list[tuple[int, list]], sheet_name: str) -> tuple[str, int, dict[int, str]] | None:
-    """(kind, index in `rows` of the header, list index -> field) or None. Ties between rows go to the first
-    one (the template's label row; its code row below is skipped as a second header row), ties between kinds
-    to the sheet name."""
-    best = None
-    for i, (_, values) in enumerate(rows):
-        for kind in KINDS:
-            vocab = vocabulary(kind)
-            cols: dict[int, str] = {}
-            for j, v in enumerate(values):
-                name = vocab.match(v)
-                if name and name not in cols.values():
-                    cols[j] = name
-            score = len(cols)
-            if score < MIN_HEADER_FIELDS:
-                continue
-            if best is None or score > best[0]:
-                best = (score, kind, i, cols, False)
-            elif score == best[0] and i == best[2] and kind != best[1]:
-                best = (score, best[1], i, best[3], True)  # same row names as many fields of both kinds
-    if best is None:
-        return None
-    score, kind, i, cols, tie = best
-    if tie:
-        hint = fold(sheet_name)
-        hits = [k for k in KINDS if any(h in hint for h in config()["sheet_hints"][k])]
-        if len(hits) != 1:
-            return None
-        kind = hits[0]
-        vocab = vocabulary(kind)
-        cols = {}
-        for j, v in enumerate(rows[i][1]):
-            name = vocab.match(v)
-            if name and name not in cols.values():
-                cols[j] = name
-    return kind, i, cols
-
-
-class Sheet:
-    """One worksheet: its layout (after `open`) and its data rows."""
-
-    def __init__(self, layout: SheetLayout, rows: Iterator[tuple[int, list]]):
-        self.layout = layout
-        self._rows = rows
-
-    def data_rows(self) -> Iterator[tuple[int, list, dict]]:
-        """(Excel row number, cells, raw record by official field name) for every non-blank data row.
-        Blank and formatting-only rows, and rows with values only in unrecognised columns, are skipped."""
-        lay = self.layout
-        if not lay.kind:
-            return
-        strip = code_list_fields()
-        spec = kind_spec(lay.kind)
-        plan = [
-            (j, name, name in strip, spec.by_name[name].type == "datetime") for j, name in sorted(lay.columns.items())
-        ]
-        for excel_row, values in self._rows:
-            rec = {}
-            n = len(values)
-            for j, name, code_list, moment in plan:
-                if j >= n:
-                    break
-                v = values[j]
-                if v is None or v == "":
-                    continue
-                t = type(v)
-                if t is str:
-                    if not v.strip():
-                        continue
-                    if code_list and (m := _CODE_LABEL.match(v)):
-                        v = m.group(1)
-                elif t is dt.date and moment:
-                    # An Excel cell holds a date-time; calamine gives 00:00 as a date (openpyxl as a date-time).
-                    # In a date-time column that is midnight, not a missing time.
-                    v = dt.datetime(v.year, v.month, v.day)
-                elif t is dt.time or t is dt.timedelta:
-                    v = str(v)
-                rec[name] = v
-            if rec:
-                yield excel_row, values, rec
+def sheet_stats(zf: zipfile.ZipFile, parts: dict[str, zipfile.ZipInfo], limits: Limits) -> dict[str, SheetStats]:
+    """Scan every sheet (constant memory); refuse a workbook holding values beyond the caps."""
+    timed = sheetscan.time_styles(zf)
+    out: dict[str, SheetStats] = {}
+    total = 0
+    for name, info in parts.items():
+        try:
+            st = sheetscan.scan(zf, info, timed)
+        except sheetscan.TooLarge:
+            raise Unreadable("FILE_TOO_MANY_CELLS", f'Trang "{name}" có cấu trúc bất thường.') from None
+        if st.value_rows > limits.max_rows:
+            raise Unreadable(
+                "FILE_TOO_MANY_ROWS",
+                f'Trang "{name}" có {st.value_rows:,} dòng có dữ liệu (tối đa {limits.max_rows:,}).',
+            )
+        if st.last_col > limits.max_cols:
+            raise Unreadable(
+                "FILE_TOO_MANY_COLUMNS",
+                f'Trang "{name}" có dữ liệu đến cột {col_letters(st.last_col)} (tối đa {limits.max_cols:,} cột, '
+                f"đến cột {col_letters(limits.max_cols)}).",
+            )
+        total += st.value_cells
+        if total > limits.max_cells:
+            raise Unreadable("FILE_TOO_MANY_CELLS", f"File có hơn {limits.max_cells:,} ô có dữ liệu.")
+        out[name] = st
+    return out
 
 
 class Workbook:
@@ -333,13 +219,15 @@ class Workbook:
         try:
             with zipfile.ZipFile(self.path) as zf:
                 parts = _sheet_parts(zf)
-                self._cells = {name: estimated_cells(zf, info) for name, info in parts.items()}
+                self._stats = sheet_stats(zf, parts, self.limits)
             self._calamine = pc.CalamineWorkbook.from_path(str(self.path))
             self._names = [m.name for m in self._calamine.sheets_metadata if m.typ == pc.SheetTypeEnum.WorkSheet]
         except pc.PasswordError:
             raise Unreadable("FILE_ENCRYPTED") from None
-        except (pc.CalamineError, zipfile.BadZipFile, ParseError, KeyError, OSError, ValueError):
+        except (pc.CalamineError, *_BROKEN):
             raise Unreadable("FILE_CORRUPT") from None
+        except BaseException as e:
+            _panic(e)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -348,27 +236,32 @@ class Workbook:
         if self._openpyxl is not None:
             self._openpyxl.close()
 
-    def _calamine_rows(self, name: str) -> tuple[int, Iterator[tuple[int, list]]]:
+    def _calamine_rows(self, name: str, last_row: int) -> tuple[int, Iterator[tuple[int, list]]]:
         sheet = self._calamine.get_sheet_by_name(name)
         first_col = sheet.start[1] if sheet.start else 0
 
         def rows():
             # python-calamine yields rows from row 1 and columns from the first used column
             for i, values in enumerate(sheet.iter_rows()):
+                if i >= last_row:
+                    return
                 yield i + 1, values
 
         return first_col, rows()
 
-    def _openpyxl_rows(self, name: str) -> tuple[int, Iterator[tuple[int, list]]]:
+    def _openpyxl_rows(self, name: str, last_row: int, last_col: int) -> tuple[int, Iterator[tuple[int, list]]]:
         import openpyxl
 
         if self._openpyxl is None:
             self._openpyxl = openpyxl.load_workbook(self.path, read_only=True, data_only=True)
         ws = self._openpyxl[name]
-        ws.reset_dimensions()  # a wrong <dimension> must not cut the sheet short
+        ws.reset_dimensions()  # a wrong <dimension> must not cut the sheet short (nor make it huge)
 
         def rows():
-            for i, values in enumerate(ws.iter_rows(values_only=True)):
+            if last_row < 1:
+                return
+            # bounded: up to the last row and column holding a value (formatting-only cells beyond are not read)
+            for i, values in enumerate(ws.iter_rows(max_row=last_row, max_col=max(last_col, 1), values_only=True)):
                 yield i + 1, list(values)
 
         return 0, rows()
@@ -378,10 +271,17 @@ class Workbook:
         import python_calamine as pc
 
         for number, name in enumerate(self._names, start=1):
-            big = self._cells.get(name, 0) > self.limits.calamine_max_cells
+            stats = self._stats.get(name)
+            if stats is None:  # a sheet the scan could not match to its part: read streamed, within the caps
+                stats = SheetStats(last_row=self.limits.max_rows, last_col=self.limits.max_cols)
+                stats.declared_cells = self.limits.calamine_max_cells + 1
+            big = stats.dense_cells() > self.limits.calamine_max_cells
             engine = "openpyxl" if big else "calamine"
             try:
-                first_col, rows = (self._openpyxl_rows if big else self._calamine_rows)(name)
+                if big:
+                    first_col, rows = self._openpyxl_rows(name, stats.last_row, stats.last_col)
+                else:
+                    first_col, rows = self._calamine_rows(name, stats.last_row)
                 head: list[tuple[int, list]] = []
                 for item in rows:
                     head.append(item)
@@ -389,34 +289,52 @@ class Workbook:
                         break
             except pc.PasswordError:
                 raise Unreadable("FILE_ENCRYPTED") from None
-            except (pc.CalamineError, zipfile.BadZipFile, ParseError, KeyError, OSError, ValueError):
+            except (pc.CalamineError, *_BROKEN):
                 raise Unreadable("FILE_CORRUPT") from None
+            except BaseException as e:
+                _panic(e)
             layout = SheetLayout(number=number, name=name, first_col=first_col, engine=engine)
             found = detect_header(head, name)
             if found is None:
-                yield Sheet(layout, iter(()))
+                yield Sheet(layout, iter(()), stats)
                 continue
             kind, i, cols = found
             layout.kind, layout.header_row, layout.columns = kind, head[i][0], cols
             layout.headers = list(head[i][1])
             while layout.headers and _empty(layout.headers[-1]):
                 layout.headers.pop()
-            layout.ignored = [str(v).strip() for j, v in enumerate(layout.headers) if j not in cols and not _empty(v)]
+            layout.times = time_columns(kind, layout.headers, cols)
+            layout.ignored = [
+                str(v).strip()
+                for j, v in enumerate(layout.headers)
+                if j not in cols and j not in layout.times and not _empty(v)
+            ]
+            layout.hints = {h: x for h in layout.ignored if isinstance(h, str) and (x := hint(kind, h))}
             # a second header row right below (the template: labels, then codes) is not data
             vocab = vocabulary(kind)
             rest = head[i + 1 :]
             while rest and sum(1 for v in rest[0][1] if vocab.match(v)) >= max(MIN_HEADER_FIELDS, len(cols) // 2):
                 layout.header_row = rest[0][0]
                 rest = rest[1:]
-            yield Sheet(layout, self._guard(_chain(rest, rows)))
+            yield Sheet(layout, self._guard(_chain(rest, rows)), stats)
 
     def _guard(self, rows: Iterator) -> Iterator:
         import python_calamine as pc
 
         try:
             yield from rows
-        except (pc.CalamineError, zipfile.BadZipFile, ParseError, OSError, ValueError):
+        except (pc.CalamineError, *_BROKEN):
             raise Unreadable("FILE_CORRUPT") from None
+        except BaseException as e:
+            _panic(e)
+
+
+def _panic(e: BaseException):
+    """A panic in the Rust reader (pyo3 PanicException is a BaseException) on a malformed part: the file is
+    corrupt, the worker lives on. Anything else (KeyboardInterrupt, SystemExit ...) goes on up."""
+    if type(e).__name__ == "PanicException":
+        raise Unreadable("FILE_CORRUPT") from None
+    raise e
 
 
 def _chain(first: list, rest: Iterator) -> Iterator:

@@ -10,7 +10,7 @@ import logging
 
 from certpipe import clock, warehouse
 from certpipe.alerts import check_refusal_rate
-from certpipe.core.ingest import KEYS
+from certpipe.core.keys import KEYS
 from certpipe.http.settings import ClientSettings
 from certpipe.sources import ingest_batch, land_batch
 from certpipe.sources.his.hook import HisHook

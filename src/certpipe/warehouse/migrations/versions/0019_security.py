@@ -21,13 +21,13 @@ k-anonymous analyst views.
   analyst.death_causes, analyst.registrations; analyst.certificate and analyst.registration (row level) are gone.
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0020 (re-chained at merge)
 """
 
 from alembic import op
 
 revision = "0019"
-down_revision = "0015"
+down_revision = "0020"  # re-chained at merge: one linear history
 branch_labels = None
 depends_on = None
 
