@@ -24,6 +24,7 @@ from registrar.security import BadRequest, Settings, client_address
 
 log = logging.getLogger("registrar")
 access = logging.getLogger("registrar.access")
+access.setLevel(logging.INFO)  # an access log: on unless configured otherwise, like uvicorn's (which is off)
 # query parameters a GET route may take; POST bodies carry the rest (personal IDs never in a URL)
 QUERY_PARAMS = frozenset({"days", "kind", "commune"})
 
@@ -81,9 +82,18 @@ def install(app: FastAPI) -> None:
     @app.middleware("http")
     async def audit_every_call(request: Request, call_next):
         request.state.audit = {}
-        if not request.url.path.startswith("/api/"):
-            return await call_next(request)
         t0 = time.monotonic()
+        if not request.url.path.startswith("/api/"):
+            response = await call_next(request)
+            if request.url.path != "/healthz":  # pages: the same access line (route template, never the raw URL)
+                access.info(
+                    "%s %s %d %.0fms",
+                    request.method,
+                    endpoint_of(request).split(" ", 1)[1],
+                    response.status_code,
+                    (time.monotonic() - t0) * 1000,
+                )
+            return response
         settings: Settings = app.state.settings
         a = request.state.audit
         response = None
