@@ -27,7 +27,8 @@ def create_app(**dataset_opts) -> FastAPI:
     if unknown:
         raise TypeError(f"unknown dataset options: {sorted(unknown)}")
     app = FastAPI(title="CRVS source-system sandbox", docs_url="/_docs", redoc_url=None)
-    app.state.opts = {**DEFAULTS, **{k: v for k, v in dataset_opts.items() if v is not None}}
+    app.state.started_opts = {**DEFAULTS, **{k: v for k, v in dataset_opts.items() if v is not None}}
+    app.state.opts = dict(app.state.started_opts)
     _build(app)
     app.include_router(his.router)
     app.include_router(his.control_router)
@@ -49,7 +50,8 @@ def create_app(**dataset_opts) -> FastAPI:
 
     @app.post("/_control/reset", tags=["control"])
     async def reset(request: Request):
-        """Rebuild every stand-in (drops acks, faults, upserts). Optional JSON overrides the options."""
+        """Rebuild every stand-in (drops acks, faults, upserts) from the options it started with; optional JSON
+        overrides some of them for this reset only (a later reset does not inherit them)."""
         raw = await request.body()
         try:
             body = json.loads(raw) if raw.strip() else {}
@@ -57,7 +59,7 @@ def create_app(**dataset_opts) -> FastAPI:
             return faults.error(422, "invalid_body", "expected a JSON object")
         if not isinstance(body, dict) or set(body) - set(DEFAULTS):
             return faults.error(422, "invalid_body", f"allowed keys: {sorted(DEFAULTS)}")
-        app.state.opts.update(body)
+        app.state.opts = {**app.state.started_opts, **body}
         try:
             _build(app)
         except (TypeError, ValueError) as exc:
