@@ -34,7 +34,7 @@ def _has_head(dsn: str, audit_id: int, row_hash: str) -> bool:
 
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT row_hash FROM wh.audit_log WHERE audit_id = %s", (audit_id,)).fetchone()
-    return bool(row) and row[0] == row_hash
+    return row is not None and row[0] == row_hash
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,13 +12,12 @@ route template, status, duration: never a raw path or query string)."""
 import logging
 import time
 
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from registrar.auth import Registrar, TokenError, verify_token
-from registrar.db import Db, claims, query_hash
+from registrar.db import Conn, Db, claims, query_hash
 from registrar.messages import MSG, OUTCOME
 from registrar.security import BadRequest, Settings, client_address
 
@@ -34,7 +33,7 @@ def endpoint_of(request: Request) -> str:
     return f"{request.method} {route.path if route else '(unmatched)'}"[:200]
 
 
-def write_audit(db: Db, conn: psycopg.Connection, request: Request, status_code: int) -> None:
+def write_audit(db: Db, conn: Conn, request: Request, status_code: int) -> None:
     """The audit row of this request, from what the handler put in `request.state.audit`, in `conn`'s current
     transaction (its claims are set again: a rollback may have dropped them)."""
     a = request.state.audit

@@ -9,21 +9,23 @@ import json
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from registrar.auth import Registrar
 from registrar.messages import MSG
 
 STATEMENT_TIMEOUT_MS = 10_000
+Conn = psycopg.Connection[DictRow]  # every registrar connection returns rows as dicts
 
 
 class Db:
     """Connections to the warehouse as the API's login; `connect(reg)` opens a transaction under `reg`'s claims."""
 
     def __init__(self, dsn: str):
-        self.dsn, self._pepper = dsn, None
+        self.dsn = dsn
+        self._pepper: bytes | None = None
 
-    def connect(self, reg: Registrar | None = None) -> psycopg.Connection:
+    def connect(self, reg: Registrar | None = None) -> Conn:
         conn = psycopg.connect(
             self.dsn,
             application_name="certpipe-registrar",
@@ -35,13 +37,13 @@ class Db:
             claims(conn, reg)
         return conn
 
-    def pepper(self, conn: psycopg.Connection) -> bytes:
+    def pepper(self, conn: Conn) -> bytes:
         if self._pepper is None:
-            self._pepper = bytes(conn.execute("SELECT pepper FROM wh.registrar_pepper").fetchone()["pepper"])
+            self._pepper = bytes(one(conn, "SELECT pepper FROM wh.registrar_pepper")["pepper"])
         return self._pepper
 
 
-def claims(conn: psycopg.Connection, reg: Registrar) -> None:
+def claims(conn: Conn, reg: Registrar) -> None:
     """The verified token's claims for this transaction only (set_config(..., true)): what RLS and the audit
     function read. Call again after a commit."""
     conn.execute(
@@ -51,9 +53,16 @@ def claims(conn: psycopg.Connection, reg: Registrar) -> None:
     )
 
 
-def revoked(conn: psycopg.Connection, reg: Registrar) -> bool:
-    row = conn.execute("SELECT wh.token_revoked(%s, %s, %s) AS r", (reg.jti, reg.sub, reg.iat)).fetchone()
-    return bool(row["r"])
+def one(conn: Conn, query, params=None) -> DictRow:
+    """The one row a statement returns; LookupError when it returns none."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return row
+
+
+def revoked(conn: Conn, reg: Registrar) -> bool:
+    return bool(one(conn, "SELECT wh.token_revoked(%s, %s, %s) AS r", (reg.jti, reg.sub, reg.iat))["r"])
 
 
 def query_hash(pepper: bytes, value: str) -> str:
@@ -70,13 +79,11 @@ def scope(reg: Registrar) -> tuple[sql.Composable, list]:
     return sql.SQL("{} = %s").format(prov), [reg.province]
 
 
-def exists(conn: psycopg.Connection, name: str) -> bool:
-    return bool(conn.execute("SELECT to_regclass(%s) IS NOT NULL AS ok", (name,)).fetchone()["ok"])
+def exists(conn: Conn, name: str) -> bool:
+    return bool(one(conn, "SELECT to_regclass(%s) IS NOT NULL AS ok", (name,))["ok"])
 
 
-def optional(
-    conn: psycopg.Connection, table: str, certs: list[int] | None = None, communes: list[str] | None = None
-) -> list[dict]:
+def optional(conn: Conn, table: str, certs: list[int] | None = None, communes: list[str] | None = None) -> list[dict]:
     """Rows of another branch's table (DHIS2, disagreements) through wh.registrar_optional: [] when absent."""
     return [
         r["j"]
@@ -96,7 +103,7 @@ CERT_COLUMNS = sql.SQL(
 )
 
 
-def find(conn: psycopg.Connection, reg: Registrar, where: str, params: list) -> list[dict]:
+def find(conn: Conn, reg: Registrar, where: str, params: list) -> list[dict]:
     """Certificates matching `where` in the registrar's scope, with sources, disagreements and death details."""
     cond, sp = scope(reg)
     q = sql.SQL("SELECT {} FROM wh.certificate c WHERE ({}) AND {} ORDER BY c.issued_on DESC, c.cert_id").format(
@@ -113,7 +120,7 @@ def find(conn: psycopg.Connection, reg: Registrar, where: str, params: list) -> 
         (ids,),
     ):
         sources[s.pop("cert_id")].append(s)
-    disagreements = None
+    disagreements: dict[int, list] | None = None
     if exists(conn, "wh.source_disagreement"):
         disagreements = {i: [] for i in ids}
         for d in optional(conn, "source_disagreement", ids):

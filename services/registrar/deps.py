@@ -1,6 +1,6 @@
 """FastAPI dependencies shared by the routers: the warehouse and the authenticated registrar."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -42,4 +42,7 @@ async def registrar(
 
 Reg = Annotated[Registrar, Depends(registrar)]
 DbDep = Annotated[Db, Depends(db)]
-NOT_FOUND = {404: {"description": MSG["not_found"]}, 401: {"description": MSG["unauthenticated"]}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": MSG["not_found"]},
+    401: {"description": MSG["unauthenticated"]},
+}

@@ -18,6 +18,7 @@ import ipaddress
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from limits import RateLimitItem, parse_many
@@ -90,7 +91,7 @@ class RateLimiter:
         return wait
 
 
-def client_address(scope: dict, headers: list[tuple[bytes, bytes]], trusted: tuple[Network, ...]) -> str | None:
+def client_address(scope: Mapping, headers: list[tuple[bytes, bytes]], trusted: tuple[Network, ...]) -> str | None:
     """The client's address: the direct peer, unless the peer is a trusted proxy; then the right-most address of
     X-Forwarded-For that is not itself a trusted proxy. A malformed X-Forwarded-For from a proxy: BadRequest."""
     peer = (scope.get("client") or (None,))[0]
@@ -206,14 +207,14 @@ class GuardedH11Protocol(H11Protocol):
         # never uvicorn's access line (it carries the raw path and query string), whatever logging config says
         self.access_log = False
 
-    def connection_made(self, transport):  # type: ignore[override]
+    def connection_made(self, transport):
         super().connection_made(transport)
         self._head_timer: asyncio.TimerHandle | None = None
         self._arm_head_timer()
 
     def _arm_head_timer(self) -> None:
-        if getattr(self, "_head_timer", None) is not None:
-            self._head_timer.cancel()
+        if (timer := getattr(self, "_head_timer", None)) is not None:
+            timer.cancel()
         self._head_timer = self.loop.call_later(self.header_timeout, self._head_timeout)
 
     def _head_timeout(self) -> None:
@@ -234,6 +235,6 @@ class GuardedH11Protocol(H11Protocol):
             self._arm_head_timer()
 
     def connection_lost(self, exc):
-        if getattr(self, "_head_timer", None) is not None:
-            self._head_timer.cancel()
+        if (timer := getattr(self, "_head_timer", None)) is not None:
+            timer.cancel()
         super().connection_lost(exc)

@@ -47,7 +47,7 @@ def make_server(
 def run_in_thread(app, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve `app` on loopback in a daemon thread; yields the base URL. Logs go to the root logger."""
     server = make_server(app, host, port, log_level="info", log_config=None)
-    server.install_signal_handlers = lambda: None  # uvicorn < 0.29 compatibility; harmless otherwise
+    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]  # uvicorn < 0.29; harmless otherwise
     thread = threading.Thread(target=server.run, daemon=True, name="registrar-api")
     thread.start()
     deadline = time.monotonic() + 15

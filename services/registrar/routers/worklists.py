@@ -78,7 +78,8 @@ def worklist_dhis2(
         raise HTTPException(403, MSG["forbidden"])
     if commune and not reg.commune and commune not in communes_of(reg.province):
         raise HTTPException(403, MSG["forbidden"])
-    communes = [commune or reg.commune] if (commune or reg.commune) else sorted(communes_of(reg.province))
+    one_commune = commune or reg.commune
+    communes = [one_commune] if one_commune else sorted(communes_of(reg.province))
     with db.connect(reg) as conn:
         if not exists(conn, DHIS2_VIEW):
             return _worklist(reg, [], available=False, note=MSG["no_dhis2"])

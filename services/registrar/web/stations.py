@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from registrar.db import Conn
 from registrar.web.common import sha256
 
 _ID = re.compile(r"^[a-z0-9-]{3,40}$")
@@ -78,7 +79,7 @@ def listing(dsn: str) -> list[tuple]:
         ).fetchall()
 
 
-def authenticate(conn: psycopg.Connection, credential: str | None) -> Station | None:
+def authenticate(conn: Conn, credential: str | None) -> Station | None:
     """The station of a valid, unrevoked credential (through wh.station_auth), else None."""
     parts = split(credential or "")
     if parts is None:

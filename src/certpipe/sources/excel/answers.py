@@ -27,7 +27,7 @@ def _file(conn: psycopg.Connection, file_id: int) -> dict:
     row = cur.fetchone()
     if row is None:
         raise LookupError(f"Excel file {file_id} is not in the ledger")
-    return dict(zip([d.name for d in cur.description], row, strict=True))
+    return dict(zip([d.name for d in cur.description or ()], row, strict=True))
 
 
 def _duplicate(root, conn, file_id: int, facility: str, name: str, key: str, path) -> None:

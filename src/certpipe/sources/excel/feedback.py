@@ -34,7 +34,7 @@ def sheet_counts(conn: psycopg.Connection, file_id: int, sheets: list[dict]) -> 
         if s.get("kind"):
             c = by_sheet.get(s["number"], Counter())
             per_sheet.append({"sheet": s["name"], "kind": s["kind"], "received": sum(c.values()), **c})
-    rules = dict(
+    rules: dict[str, int] = dict(
         conn.execute(
             "SELECT code, count(*) FROM (SELECT DISTINCT r.batch_id, r.row_no, e->>'code' AS code "
             "FROM wh.excel_file_batch b JOIN wh.batch_record r USING (batch_id), jsonb_array_elements(r.reasons) e "
@@ -106,7 +106,7 @@ def counts(conn: psycopg.Connection, file_id: int) -> dict:
         "FROM wh.excel_file_batch b JOIN wh.ingest_batch i USING (batch_id) WHERE b.file_id = %s",
         (file_id,),
     ).fetchall()
-    total = Counter()
+    total: Counter = Counter()
     rules: Counter = Counter()
     for kind, received, stored, updated, unchanged, refused, by_rule in rows:
         total.update(

@@ -78,7 +78,7 @@ def time_columns(kind: str, headers: list, columns: dict[int, str]) -> dict[int,
     """List index -> date-time field, for header cells that name the time of a mapped date-time column."""
     names = _time_names(kind)
     mapped = set(columns.values())
-    out = {}
+    out: dict[int, str] = {}
     for j, h in enumerate(headers):
         if j in columns or not isinstance(h, str):
             continue

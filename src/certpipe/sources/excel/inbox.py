@@ -143,8 +143,8 @@ def scan(
                 continue
             if outcome == "claimed":
                 claimed += 1
-                if file_id is not None and (folder := unknown_folder(conn, file_id)) is not None:
-                    unknown[folder] += 1
+                if file_id is not None and (stray := unknown_folder(conn, file_id)) is not None:
+                    unknown[stray] += 1
             elif outcome == "duplicate":
                 dups += 1
             elif outcome == "waiting":
@@ -263,7 +263,7 @@ def process(
     """Process one claimed file to the end (resumes where an earlier attempt stopped). Counts only."""
     limits = limits or Limits.from_env()
     with psycopg.connect(dsn, autocommit=True, application_name="certpipe-lock") as lock:
-        if not lock.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_NS, file_id)).fetchone()[0]:
+        if not warehouse.scalar(lock, "SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_NS, file_id)):
             raise RuntimeError(f"Excel file {file_id} is being processed by another task; retry later")
         try:
             with warehouse.connect(dsn) as conn, tempfile.TemporaryDirectory(prefix="certpipe-xl-") as tmp:
@@ -297,10 +297,11 @@ def _process(root, conn: psycopg.Connection, file_id: int, tmp: Path, run_id, li
     f = _file(conn, file_id)
     if f["status"] in FINAL:
         return _summary(f)
-    attempts = conn.execute(
+    attempts = warehouse.scalar(
+        conn,
         "UPDATE wh.excel_file SET attempts = attempts + 1, updated_at = now() WHERE file_id = %s RETURNING attempts",
         (file_id,),
-    ).fetchone()[0]
+    )
     conn.commit()
     key, path = _locate(root, f)
     if path is None:
@@ -389,4 +390,4 @@ def _process(root, conn: psycopg.Connection, file_id: int, tmp: Path, run_id, li
 
 def setting_min_age() -> str:
     """Seconds a file must have been in the inbox before it is taken (env CERTPIPE_INBOX_MIN_AGE)."""
-    return storage.setting("certpipe_inbox_min_age", "CERTPIPE_INBOX_MIN_AGE", str(MIN_AGE_S))
+    return storage.setting("certpipe_inbox_min_age", "CERTPIPE_INBOX_MIN_AGE", None) or str(MIN_AGE_S)

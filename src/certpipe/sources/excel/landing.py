@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -54,7 +55,7 @@ def land(conn: psycopg.Connection, f: dict, local: Path, run_id, chunk_rows: int
     file_id, facility = f["file_id"], f["facility_code"]
     buffers: dict[str, list[dict]] = {}
     chunks: Counter = Counter()
-    sheets = []
+    sheets: list[dict[str, Any]] = []
 
     def flush(kind: str) -> None:
         buf = buffers.get(kind)
@@ -79,7 +80,7 @@ def land(conn: psycopg.Connection, f: dict, local: Path, run_id, chunk_rows: int
     with conn.transaction(), Workbook(local, limits) as wb:
         for sheet in wb.sheets():
             lay = sheet.layout
-            note = {
+            note: dict[str, Any] = {
                 "number": lay.number,
                 "name": lay.name,
                 "kind": lay.kind,

@@ -25,6 +25,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import ElementTree as ET  # workbook XML is untrusted: no entity expansion, no DTD
@@ -210,8 +211,8 @@ class Workbook:
     def __init__(self, path: Path | str, limits: Limits | None = None):
         self.path = Path(path)
         self.limits = limits or Limits.from_env()
-        self._calamine = None
-        self._openpyxl = None
+        self._calamine: Any = None
+        self._openpyxl: Any = None
 
     def __enter__(self) -> Workbook:
         import python_calamine as pc

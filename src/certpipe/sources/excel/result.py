@@ -248,7 +248,8 @@ def _data_sheet(wb, fm: _Formats, sheet, lay: SheetLayout, stream: Iterator, nam
         if h is not None and h != "":
             ws.write_string(0, n_fixed + j, str(h), fm.head)
     ws.freeze_panes(1, 2)
-    col_of = {f: j for j, f in lay.columns.items()}
+    kind = lay.kind or ""  # data sheets only: a sheet without a header has no result sheet
+    col_of: dict[str | None, int] = {f: j for j, f in lay.columns.items()}
     r = 0
     for row_no, values, _ in sheet.data_rows():
         rid = f"{lay.number}!{row_no}"
@@ -262,13 +263,13 @@ def _data_sheet(wb, fm: _Formats, sheet, lay: SheetLayout, stream: Iterator, nam
         texts = []
         for why in reasons or ():
             field, msg = why.get("field"), why.get("message") or message(why["code"])
-            j = col_of.get(field)
-            if j is not None and (why_blank := sheet.cell_note(row_no, j)):
+            col = col_of.get(field)
+            if col is not None and (why_blank := sheet.cell_note(row_no, col)):
                 msg = f"{msg} {why_blank}"
-            elif field and why.get("code") not in NO_HINT and (hint := expected(lay.kind, field)):
+            elif field and why.get("code") not in NO_HINT and (hint := expected(kind, field)):
                 msg = f"{msg} {hint}"
-            texts.append(f"{_label(lay.kind, field)}: {msg}")
-            (by_col.setdefault(j, []) if j is not None else loose).append(msg)
+            texts.append(f"{_label(kind, field)}: {msg}")
+            (by_col.setdefault(col, []) if col is not None else loose).append(msg)
         refused = outcome == "refused"
         ws.write_number(r, 0, row_no)
         ws.write_string(r, 1, OUTCOME_TEXT.get(outcome, outcome), fm.bad if refused else fm.ok)

@@ -114,7 +114,7 @@ class Sheet:
         base = lay.first_col + 1  # absolute (1-based) column of list index 0
         held: list[tuple[int, list, dict]] = []
         for excel_row, cells in self._rows:
-            rec = {}
+            rec: dict[str, object] = {}
             n = len(cells)
             for j, name, code_list, ftype in plan:
                 if j >= n:

@@ -58,7 +58,7 @@ def inbox_root(url: str | None = None, conn_id: str | None = None):
     CERTPIPE_INBOX_CONN_ID); default: `.state/bucket` of the embedded bring-up."""
     from airflow.sdk import ObjectStoragePath
 
-    url = url or setting("certpipe_inbox_url", "CERTPIPE_INBOX_URL", default_url())
+    url = url or setting("certpipe_inbox_url", "CERTPIPE_INBOX_URL", default_url()) or default_url()
     conn_id = conn_id or setting("certpipe_inbox_conn_id", "CERTPIPE_INBOX_CONN_ID", None)
     url = url.rstrip("/") + "/"
     return ObjectStoragePath(url, conn_id=conn_id) if conn_id else ObjectStoragePath(url)
