@@ -222,6 +222,9 @@ def run(admin_url: str, files: int, rows: int, *, max_runs: int = 5, log=lambda 
             ledger = c.execute(
                 "SELECT status, result_key, coalesce((counts->>'received')::bigint, 0) FROM wh.excel_file"
             ).fetchall()
+        left = sum(
+            1 for d in ("inbox", "processing") if (bucket / d).exists() for p in (bucket / d).rglob("*") if p.is_file()
+        )
         answered = [(s, n, (bucket / k).stat().st_mtime) for s, k, n in ledger if k and (bucket / k).exists()]
     dropped = out["dropped"]
     latencies = sorted(m - dropped for _, _, m in answered)
@@ -233,6 +236,7 @@ def run(admin_url: str, files: int, rows: int, *, max_runs: int = 5, log=lambda 
         "written_s": written,
         "runs": out["runs"],
         "answered": len(answered),
+        "left": left,
         "statuses": {s: sum(1 for x, _, _ in answered if x == s) for s in sorted({x for x, _, _ in answered})},
         "received": received,
         "span_s": span,
@@ -258,10 +262,10 @@ def report(r: dict) -> str:
         f"  DAG runs (dag.test(), tasks one after another): {len(r['runs'])} [{runs}]",
         f"  files answered: {r['answered']}/{r['files']} "
         + " ".join(f"{k}={v}" for k, v in r["statuses"].items())
-        + f"; rows received {r['received']:,}",
+        + f"; rows received {r['received']:,}; files left in inbox/ or processing/: {r['left']}",
     ]
     if r["span_s"] is not None:
-        ok = r["answered"] == r["files"] and r["worst_case_s"] <= TARGET_S
+        ok = r["answered"] == r["files"] and not r["left"] and r["worst_case_s"] <= TARGET_S
         lines += [
             f"  files per minute: {r['files_per_min']:.1f}",
             f"  rows per second: {r['rows_per_s']:,.0f}",
@@ -302,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report(r))
     if a.json:
         a.json.write_text(json.dumps(r, indent=2))
-    return 0 if r["answered"] == r["files"] else 1
+    return 0 if r["answered"] == r["files"] and not r["left"] else 1
 
 
 if __name__ == "__main__":

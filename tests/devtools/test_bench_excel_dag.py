@@ -10,7 +10,7 @@ FILES, ROWS = 3, 50
 
 def test_every_dropped_file_gets_its_result_through_the_dag(pg_server, airflow_db):
     r = bench_excel_dag.run(pg_server.admin_url, FILES, ROWS)
-    assert r["answered"] == FILES
+    assert r["answered"] == FILES and r["left"] == 0
     assert r["statuses"] == {"done": FILES}
     assert r["received"] == FILES * ROWS
     assert all(x["state"] == "success" for x in r["runs"])
