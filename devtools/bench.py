@@ -2,6 +2,7 @@
 
     python -m devtools.bench [--quick] [--records N] [--batch-size B] [--pg-url URL] [--json PATH]
                              [--durability relaxed|durable] [--backfill N]
+                             [--excel-dag [--excel-dag-files N --excel-dag-rows R]]
 
 Over 400 lines: the steps, the forking machinery and the report belong together; the Excel steps, the peers
 (devtools/bench_peers.py: pandas + GX + upsert, dlt merge) and the long backfill (devtools/bench_backfill.py)
@@ -663,6 +664,21 @@ def check_counts(results: dict, n: int) -> list[str]:
     return checks
 
 
+def excel_dag(admin_url: str, files: int, rows: int) -> str:
+    """devtools/bench_excel_dag.py on the bench's server, in its own interpreter (its own Airflow home, set
+    before airflow is imported); returns its printed figures."""
+    args = ["--pg-url", admin_url, "--files", str(files), "--rows", str(rows)]
+    p = subprocess.run(
+        [sys.executable, "-m", "devtools.bench_excel_dag", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if p.returncode and not p.stdout:
+        raise RuntimeError(f"excel_inbox DAG bench failed:\n{p.stderr[-4000:]}")
+    return p.stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help=f"{DEFAULT_N // 10:,} records")
@@ -683,6 +699,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="only a first load of N records (e.g. 10000000): rate and memory per million (devtools/bench_backfill)",
     )
+    ap.add_argument(
+        "--excel-dag",
+        action="store_true",
+        help="also the Excel inbox through the excel_inbox DAG, many files at once (devtools/bench_excel_dag)",
+    )
+    ap.add_argument("--excel-dag-files", type=int, default=20, help="files dropped at once (--excel-dag)")
+    ap.add_argument("--excel-dag-rows", type=int, default=2_000, help="rows per file (--excel-dag)")
     t0 = time.perf_counter()
     a = ap.parse_args(argv)
     load_before = f"{os.getloadavg()[0]:.2f}"  # the machine is shared: the 1-minute load, before and after
@@ -766,6 +789,11 @@ def main(argv: list[str] | None = None) -> int:
         excel = {k: excel[k] for k in bench_excel.STEPS if k in excel}  # table order
         excel["excel_read"]["note"] += "; " + bench_excel.file_note(xlsx, written)
         imports = timed("import_time (forked from the interpreter with airflow.sdk)", dag_import_times, dag_proc)
+        dag_figures = (
+            timed("excel_inbox DAG, files dropped at once", excel_dag, admin, a.excel_dag_files, a.excel_dag_rows)
+            if a.excel_dag
+            else None
+        )
     checks = check_counts(results, n)
     if core_refused is not None:
         checks.append(bench_peers.refusal_check(results["peer_pandas_gx_upsert"], core_refused))
@@ -775,6 +803,8 @@ def main(argv: list[str] | None = None) -> int:
         f"server {settings}, load before {load_before}, after {os.getloadavg()[0]:.2f}\n"
     )
     print_table(rows, targets, checks)
+    if dag_figures:
+        print("\n" + dag_figures)
     print(f"\nbench wall-clock: {time.perf_counter() - t0:.0f} s")
     if a.json:
         a.json.write_text(
@@ -786,6 +816,7 @@ def main(argv: list[str] | None = None) -> int:
                     "steps": rows,
                     "targets": targets,
                     "checks": checks,
+                    "excel_dag": dag_figures,
                 },
                 indent=2,
             )
