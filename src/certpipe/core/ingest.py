@@ -74,11 +74,13 @@ SELECT cert_key, cert_id, status, content_hash, last_source FROM wh.certificate
 WHERE kind = %s AND cert_key = ANY(string_to_array(%s, E'\\n')) ORDER BY cert_id FOR UPDATE
 """
 
-# Ids for new certificates: usually one contiguous run (then only its ends come back), else the list.
+# Ids for new certificates: usually one contiguous run (then only its ends come back), else the list (sorted
+# only then: sorting 50,000 ids that are not sent back cost a fifth of the statement).
 NEW_IDS_SQL = """
-WITH v AS (SELECT nextval((SELECT pg_get_serial_sequence('wh.certificate', 'cert_id'))::regclass) AS id
-           FROM generate_series(1, %s))
-SELECT min(id), max(id), CASE WHEN max(id) - min(id) + 1 <> count(*) THEN array_agg(id ORDER BY id) END FROM v
+WITH v AS MATERIALIZED (SELECT nextval((SELECT pg_get_serial_sequence('wh.certificate', 'cert_id'))::regclass) AS id
+                        FROM generate_series(1, %s)),
+m AS (SELECT min(id) AS lo, max(id) AS hi, count(*) AS n FROM v)
+SELECT lo, hi, CASE WHEN hi - lo + 1 <> n THEN (SELECT array_agg(id ORDER BY id) FROM v) END FROM m
 """
 
 RESENT_SQL = """
@@ -324,15 +326,19 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
 # characters), so the records' many double quotes need no doubling and nearly no field is quoted; PostgreSQL
 # parses it in about 10 % less time than comma-and-double-quote CSV. Any value still round-trips exactly (polars
 # quotes a field holding a tab, \x01 or a line break, and doubles a \x01 inside it).
+_COPY_ROWS = 5000
 _CSV_OPTIONS = " (FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01')"
 
 
 def _copy_csv(conn: psycopg.Connection, sql: str, frame: pl.DataFrame) -> None:
     """COPY a frame (its columns in the statement's order) as CSV written by polars: no Python per row."""
-    buf = io.BytesIO()
-    frame.write_csv(buf, include_header=False, quote_style="necessary", separator="\t", quote_char="\x01")
     with conn.cursor().copy(sql + _CSV_OPTIONS) as copy:
-        copy.write(buf.getbuffer())
+        for at in range(0, len(frame), _COPY_ROWS):  # the server parses one slice while the next is written
+            buf = io.BytesIO()
+            frame.slice(at, _COPY_ROWS).write_csv(
+                buf, include_header=False, quote_style="necessary", separator="\t", quote_char="\x01"
+            )
+            copy.write(buf.getbuffer())
 
 
 def _hex(col: str) -> pl.Expr:
