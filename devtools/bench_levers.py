@@ -29,7 +29,7 @@ def measure(batch) -> dict[str, tuple[float, float]]:
     """(old, new) CPU seconds per lever for one batch."""
     import polars as pl
 
-    from certpipe.core import ingest
+    from certpipe.core import ingest, keys
     from certpipe.core.columns import normalise_columns
     from certpipe.core.normalize import normalise
     from certpipe.core.schema import kind_spec
@@ -41,7 +41,7 @@ def measure(batch) -> dict[str, tuple[float, float]]:
     old, (rows, _why) = _cpu(normalise, batch, spec)
     new, cols = _cpu(normalise_columns, batch, spec)
     out["normalise (+ canonical JSON, new)"] = (old, new)
-    old_json, _docs = _cpu(lambda: [ingest.content_hash(ingest.canonical_json(r)) for r in rows])
+    old_json, _docs = _cpu(lambda: [ingest.content_hash(keys.canonical_json(r)) for r in rows])
     new_json, _hashes = _cpu(lambda: [ingest.content_hash(d) for d in cols.docs.cast(pl.Binary).to_list()])
     out["canonical JSON + content hash"] = (old_json, new_json)
     out["GX suite (frame + validation)"] = (
