@@ -25,7 +25,9 @@ LABEL = "{{ 'file ' ~ task.op_kwargs['file_id'] if task.op_kwargs.get('file_id')
     schedule="*/3 * * * *",
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
-    max_active_runs=1,
+    # a long file (up to its execution_timeout) must not hold back the files dropped after it: a new run
+    # starts meanwhile; its scan leaves files another run is processing (advisory lock) alone
+    max_active_runs=3,
     default_args=default_args(retry_delay=dt.timedelta(seconds=30)),
     tags=tags("certificates", "excel", "solution-3"),
     doc_md=__doc__,

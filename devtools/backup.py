@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import re
 import subprocess
 import sys
@@ -102,7 +101,16 @@ def restore(admin_url: str, path: Path, database: str) -> dict:
     if n:
         raise SystemExit(f"database {database} is not empty ({n} tables): restore only into an empty database")
     subprocess.run(
-        [_bin("pg_restore"), "--no-owner", "--exit-on-error", "--single-transaction", "--dbname", target, str(path)],
+        [
+            _bin("pg_restore"),
+            "--no-owner",
+            "--disable-triggers",  # rows restored as they were: integrity and audit-chain triggers not re-run
+            "--exit-on-error",
+            "--single-transaction",
+            "--dbname",
+            target,
+            str(path),
+        ],
         check=True,
     )
     sidecar = Path(f"{path}.json")
@@ -118,8 +126,11 @@ def restore(admin_url: str, path: Path, database: str) -> dict:
 
 
 def _default_url(database: str) -> str:
-    port = int(os.environ.get("CERTPIPE_PG_PORT", "54329"))
-    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+    """The `./dev up` server as its superuser (password in .state/pg.superuser)."""
+    from devtools.embedded_pg import EmbeddedPostgres
+    from devtools.stack import PG_PORT, STATE
+
+    return EmbeddedPostgres(STATE / "pg", PG_PORT).url_for(database)
 
 
 def main(argv: list[str]) -> int:

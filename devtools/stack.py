@@ -1,8 +1,14 @@
 """Bring the whole system up on an embedded default, run the HIS DAG, keep it running until Ctrl-C.
 
-embedded PostgreSQL (Airflow metadata + warehouse) → warehouse migrations → sandbox source systems →
-Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor) → connections and variables →
-trigger `his_pull` and wait for it → print the UI address and login. `stop` ends everything it started.
+embedded PostgreSQL (Airflow metadata + warehouse) → one login per service (certpipe.warehouse.logins) →
+warehouse migrations (as the owner) → sandbox source systems → Airflow (api-server, scheduler, dag-processor,
+triggerer; LocalExecutor) → connections and variables → trigger `his_pull` and wait for it → print the UI address
+and where the login is. `stop` ends everything it started.
+
+Security (docs/security.md): every port on 127.0.0.1; secrets in 0600 files under .state/secrets (never printed);
+logs 0600; bucket files 0640 (umask 027); each process gets only the secrets it needs (Airflow: its own; the
+registrar API: its DB login and signing key; the sandbox: none); Airflow's log servers are not started (tasks log
+to local files the api-server reads).
 """
 
 from __future__ import annotations
@@ -42,18 +48,63 @@ def say(msg: str) -> None:
     print(f"[certpipe {time.monotonic() - _T0:5.0f}s] {msg}", flush=True)
 
 
+SECRETS = STATE / "secrets"
+# what every process needs to run Python from this checkout; nothing secret
+BASE_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+)
+
+
 def _secret(name: str) -> str:
+    from certpipe.warehouse.logins import write_secret
+
     p = STATE / name
     if not p.exists():
-        p.write_text(secrets.token_urlsafe(32))
-        p.chmod(0o600)
+        write_secret(p, secrets.token_urlsafe(32))
+    p.chmod(0o600)
     return p.read_text().strip()
+
+
+def base_env(**extra: str) -> dict:
+    """A process environment with no secret but `extra`."""
+    return {**{k: os.environ[k] for k in BASE_ENV if k in os.environ}, **extra}
+
+
+def admin_password_file() -> Path:
+    """The Airflow UI's admin password: generated here into a 0600 file that Airflow reads (so Airflow never
+    generates one and never prints it to its log)."""
+    from certpipe.warehouse.logins import write_secret
+
+    p = SECRETS / "airflow_passwords.json"
+    if not p.exists():
+        write_secret(p, json.dumps({"admin": secrets.token_urlsafe(18)}) + "\n")
+    p.chmod(0o600)
+    return p
 
 
 def airflow_env(pg_url_airflow: str) -> dict:
     home = STATE / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    # the operator's own Airflow settings pass through; ours (below) win for what security depends on
+    env = base_env(**{k: v for k, v in os.environ.items() if k.startswith("AIRFLOW__")})
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -70,6 +121,11 @@ def airflow_env(pg_url_airflow: str) -> dict:
             "AIRFLOW__API_AUTH__JWT_SECRET": _secret("jwt_secret"),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{API_PORT}",
             "AIRFLOW__API__PORT": str(API_PORT),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(admin_password_file()),
+            "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS": "0o600",
+            "AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FOLDER_PERMISSIONS": "0o700",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url_airflow.replace("postgresql://", "postgresql+psycopg://"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
@@ -84,15 +140,20 @@ def _fernet() -> str:
     if not p.exists():
         from cryptography.fernet import Fernet
 
-        p.write_text(Fernet.generate_key().decode())
-        p.chmod(0o600)
+        from certpipe.warehouse.logins import write_secret
+
+        write_secret(p, Fernet.generate_key().decode())
+    p.chmod(0o600)
     return p.read_text().strip()
 
 
 def _start(name: str, cmd: list[str], env: dict) -> subprocess.Popen:
     logs = STATE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    out = (logs / f"{name}.log").open("ab")
+    logs.chmod(0o700)
+    path = logs / f"{name}.log"
+    out = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+    path.chmod(0o600)  # also a log created before
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     pids = json.loads(PIDS.read_text()) if PIDS.exists() else {}
     pids[name] = proc.pid
@@ -115,21 +176,28 @@ def _wait_http(url: str, timeout: float, what: str, procs: dict | None = None) -
     raise SystemExit(f"{what} did not come up within {timeout:.0f} s")
 
 
-def seed_airflow(env: dict, warehouse_url: str, sandbox_url: str) -> None:
-    """Connections (warehouse, one per hospital) and the hospitals Variable, stored in the metadata DB."""
-    from urllib.parse import urlsplit
+def seed_airflow(env: dict, warehouse_url: str, sandbox_url: str, quality_url: str | None = None) -> None:
+    """Connections (warehouse as the ingestion login, Data quality page as its read-only login, one per hospital)
+    and the hospitals Variable, stored in the metadata DB (passwords encrypted with the Fernet key)."""
+    from urllib.parse import unquote, urlsplit
 
-    u = urlsplit(warehouse_url)
-    conns = {
-        "warehouse_db": {
+    from certpipe.warehouse.logins import write_secret
+
+    def pg(url: str, description: str) -> dict:
+        u = urlsplit(url)
+        return {
             "conn_type": "postgres",
             "host": u.hostname,
             "port": u.port,
-            "login": u.username,
+            "login": unquote(u.username or ""),
+            "password": unquote(u.password or ""),
             "schema": u.path.lstrip("/"),
-            "description": "Certificate warehouse (embedded)",
+            "description": description,
         }
-    }
+
+    conns = {"warehouse_db": pg(warehouse_url, "Certificate warehouse (embedded), ingestion login")}
+    if quality_url:
+        conns["warehouse_quality"] = pg(quality_url, "Certificate warehouse, Data quality page (read-only login)")
     for code, name in HOSPITALS:
         conns[f"his_{code}"] = {
             "conn_type": "http",
@@ -157,9 +225,8 @@ def seed_airflow(env: dict, warehouse_url: str, sandbox_url: str) -> None:
         "bhxh_provinces": json.dumps(sorted({c[:2] for c, _ in HOSPITALS})),
     }
     variables["certpipe_inbox_url"] = (STATE / "bucket").resolve().as_uri()  # Excel inbox (solution 3)
-    (STATE / "connections.json").write_text(json.dumps(conns, ensure_ascii=False))
+    write_secret(STATE / "connections.json", json.dumps(conns, ensure_ascii=False))
     (STATE / "variables.json").write_text(json.dumps(variables, ensure_ascii=False))
-    (STATE / "connections.json").chmod(0o600)
     for args in (
         ["connections", "import", "--overwrite", str(STATE / "connections.json")],
         ["variables", "import", "-a", "overwrite", str(STATE / "variables.json")],
@@ -168,11 +235,7 @@ def seed_airflow(env: dict, warehouse_url: str, sandbox_url: str) -> None:
 
 
 def _password() -> str:
-    f = STATE / "airflow" / "simple_auth_manager_passwords.json.generated"
-    deadline = time.monotonic() + 60
-    while not f.exists() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return json.loads(f.read_text())["admin"]
+    return json.loads(admin_password_file().read_text())["admin"]
 
 
 def run_his_pull(api: str, password: str, timeout: float = 600) -> str:
@@ -251,7 +314,8 @@ def print_summary(warehouse_url: str, since: float) -> None:
 
 def web_logins(warehouse_url: str) -> tuple[str, str, str]:
     """A sample station credential (the Hà Nội pilot hospital, kept in .state/station_credential while it is valid)
-    and registrar / supervisor tokens for the sandbox data (Hà Nội, 24 h), each also in a 0600 file under .state."""
+    and registrar / supervisor tokens for the sandbox data (Hà Nội, 12 h: the longest a token may live),
+    each also in a 0600 file under .state."""
     import psycopg
     from psycopg.rows import dict_row
 
@@ -267,8 +331,8 @@ def web_logins(warehouse_url: str) -> tuple[str, str, str]:
         credential = stations.add(warehouse_url, HOSPITALS[0][0], HOSPITALS[0][1])
     secret = _secret("registrar_jwt_secret")
     office = "UBND phường Ba Đình (sandbox)"
-    token = issue_token("hn.hotich1", office, "01", secret=secret, ttl=dt.timedelta(hours=24))
-    supervisor = issue_supervisor_token("hn.lanhdao", office, "01", secret=secret, hours=24)
+    token = issue_token("hn.hotich1", office, "01", secret=secret, ttl=dt.timedelta(hours=12))
+    supervisor = issue_supervisor_token("hn.lanhdao", office, "01", secret=secret, hours=12)
     for name, value in (
         ("station_credential", credential),
         ("registrar_token", token),
@@ -281,44 +345,58 @@ def web_logins(warehouse_url: str) -> tuple[str, str, str]:
 
 def up(wait: bool = True) -> int:
     from certpipe import warehouse
+    from certpipe.warehouse import logins as pglogins
     from devtools.embedded_pg import EmbeddedPostgres
 
     t0, started = time.monotonic(), time.time()
+    os.umask(0o027)  # files we and our children create: group-readable at most (bucket 0640), never world
     STATE.mkdir(parents=True, exist_ok=True)
+    STATE.chmod(0o750)
+    SECRETS.mkdir(parents=True, exist_ok=True)
+    SECRETS.chmod(0o700)
     if PIDS.exists():
         stop(quiet=True)
     pg = EmbeddedPostgres(STATE / "pg", PG_PORT).start()
-    say(f"PostgreSQL {pg.url} (embedded, durable: fsync on; data in {STATE / 'pg'})")
-    airflow_url, warehouse_url = pg.create_database("airflow"), pg.create_database("warehouse")
-    warehouse.migrate(warehouse_url)
-    say("warehouse migrated")
+    say(f"PostgreSQL 127.0.0.1:{PG_PORT} (embedded, durable: fsync on, scram-sha-256, data in {STATE / 'pg'})")
+    logins = pglogins.provision(pg.url, SECRETS, "warehouse", "airflow")
+    for db, owner in (("warehouse", pglogins.OWNER), ("airflow", pglogins.AIRFLOW)):
+        if n := pglogins.adopt(pg.url_for(db), owner):
+            say(f"{n} objects of {db} made before the service logins handed to {owner}")
+    airflow_url = logins[pglogins.AIRFLOW].dsn(pg.url, "airflow")
+    warehouse.migrate(logins[pglogins.OWNER].dsn(pg.url, "warehouse"))
+    warehouse_url = logins[pglogins.INGEST].dsn(pg.url, "warehouse")
+    say(f"warehouse migrated (as {pglogins.OWNER}); one login per service, passwords in {SECRETS}")
     bucket = prepare_inbox()
     say(f"Excel inbox bucket {bucket}: template in template/, hospitals drop files in inbox/<facility>/")
     env = airflow_env(airflow_url)
     procs = {
         "sandbox": _start(
-            "sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT)], env
+            "sandbox",
+            [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT)],
+            base_env(),
         )
     }
     sandbox_url = f"http://127.0.0.1:{SANDBOX_PORT}"
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     say("Airflow metadata database migrated")
-    seed_airflow(env, warehouse_url, sandbox_url)
+    seed_airflow(env, warehouse_url, sandbox_url, logins[pglogins.QUALITY].dsn(pg.url, "warehouse"))
     for name in COMPONENTS:
         # the scheduler forks the task processes: preload the task libraries there once
         module = "devtools.airflow_preload" if name == "scheduler" else "airflow"
-        cmd = [sys.executable, "-m", module, name] + (["--port", str(API_PORT)] if name == "api-server" else [])
+        cmd = [sys.executable, "-m", module, name]
+        if name == "api-server":
+            cmd += ["--port", str(API_PORT), "--host", "127.0.0.1"]
+        elif name in ("scheduler", "triggerer"):
+            cmd += ["--skip-serve-logs"]  # no log server on 0.0.0.0: the api-server reads the local task logs
         procs[name] = _start(name, cmd, env)
-    # registrar API (docs/registrar-api.md): sessions as the least-privilege role, signing key in .state
+    # registrar API (docs/registrar-api.md): its own login (row-level security), signing key; nothing of Airflow's
     procs["registrar-api"] = _start(
         "registrar-api",
-        [sys.executable, "-m", "registrar", "--port", str(REGISTRAR_PORT)],
-        {
-            **env,
-            "CERTPIPE_REGISTRAR_DB_URL": warehouse_url,
-            "CERTPIPE_REGISTRAR_DB_ROLE": "certpipe_registrar",
-            "CERTPIPE_REGISTRAR_JWT_SECRET": _secret("registrar_jwt_secret"),
-        },
+        [sys.executable, "-m", "registrar", "--host", "127.0.0.1", "--port", str(REGISTRAR_PORT)],
+        base_env(
+            CERTPIPE_REGISTRAR_DB_URL=logins[pglogins.REGISTRAR].dsn(pg.url, "warehouse"),
+            CERTPIPE_REGISTRAR_JWT_SECRET=_secret("registrar_jwt_secret"),
+        ),
     )
     api = f"http://127.0.0.1:{API_PORT}"
     _wait_http(f"{sandbox_url}/healthz", 60, "sandbox", procs)
@@ -330,16 +408,16 @@ def up(wait: bool = True) -> int:
     unpause(api, password, "excel_inbox")
     print_summary(warehouse_url, started)
     say(f"up in {time.monotonic() - t0:.0f} s")
-    say(f"Airflow UI: {api}  (login: admin / {password})")
-    say(f"sandbox source systems: {sandbox_url}   warehouse: {warehouse_url}")
+    say(f"Airflow UI: {api}  (login: admin; password in {admin_password_file()})")
+    say(f"sandbox source systems: {sandbox_url}   warehouse: 127.0.0.1:{PG_PORT}/warehouse (logins: {SECRETS})")
     say(f"registrar API: http://127.0.0.1:{REGISTRAR_PORT}/docs  (signing key: {STATE / 'registrar_jwt_secret'})")
-    credential, token, _ = web_logins(warehouse_url)
+    credential, token, _ = web_logins(logins[pglogins.OWNER].dsn(pg.url, "warehouse"))  # station admin: owner
     say(
         f"hospital look-up station: http://127.0.0.1:{REGISTRAR_PORT}/station  (station credential, entered once "
         f"on its setup page: {credential} ; also in {STATE / 'station_credential'})"
     )
     say(
-        f"registrar console: http://127.0.0.1:{REGISTRAR_PORT}/console  (login: the registrar token of Hà Nội, 24 h, "
+        f"registrar console: http://127.0.0.1:{REGISTRAR_PORT}/console  (login: the registrar token of Hà Nội, 12 h, "
         f"in {STATE / 'registrar_token'}; a supervisor's in {STATE / 'supervisor_token'}):"
     )
     print(token, flush=True)

@@ -64,6 +64,15 @@ def pg_server():
 
 
 @pytest.fixture(scope="session")
+def pg_logins(pg_server):
+    """The service logins (certpipe.warehouse.logins) on the test server, passwords in the session's temp dir;
+    `pg_logins[name].dsn(url)` is `url` as that login."""
+    from certpipe.warehouse import logins
+
+    return logins.ensure_logins(pg_server.admin_url, _TMP / "secrets")
+
+
+@pytest.fixture(scope="session")
 def warehouse_template(pg_server):
     from certpipe import warehouse
 

@@ -11,6 +11,7 @@ dependencies from `registrar.deps` and is included here.
 
 import os
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -20,13 +21,15 @@ from registrar.auth import secret_from_env
 from registrar.db import Db
 from registrar.messages import MSG, OUTCOME
 from registrar.routers import lookup, registration, worklists
+from registrar.security import Guard, Settings
 
 __all__ = ["MSG", "OUTCOME", "create_app"]
 
 
-def create_app(dsn: str | None = None, *, jwt_secret: str | None = None, db_role: str | None = None) -> FastAPI:
-    """The API. Defaults: DSN from CERTPIPE_REGISTRAR_DB_URL (else the Airflow connection `warehouse_db`), signing
-    key from CERTPIPE_REGISTRAR_JWT_SECRET, session role from CERTPIPE_REGISTRAR_DB_ROLE."""
+def create_app(dsn: str | None = None, *, jwt_secret: str | None = None, settings: Settings | None = None) -> FastAPI:
+    """The API. Defaults: DSN from CERTPIPE_REGISTRAR_DB_URL (the API's own login, certpipe_registrar_login; else
+    the Airflow connection `warehouse_db`), signing key from CERTPIPE_REGISTRAR_JWT_SECRET, limits and trusted
+    proxies from the environment (`registrar.security.Settings.from_env`)."""
     if dsn is None:
         dsn = os.environ.get("CERTPIPE_REGISTRAR_DB_URL")
         if not dsn:
@@ -40,8 +43,15 @@ def create_app(dsn: str | None = None, *, jwt_secret: str | None = None, db_role
         "look-ups, marking certificates used, worklists. Every call is audited.",
     )
     app.state.secret = jwt_secret or secret_from_env()
-    app.state.db = Db(dsn, db_role if db_role is not None else os.environ.get("CERTPIPE_REGISTRAR_DB_ROLE") or None)
+    app.state.db = Db(dsn)
+    app.state.settings = settings or Settings.from_env()
+    app.add_middleware(Guard, settings=app.state.settings)  # inside the audit middleware: its answers are audited
     audit.install(app)
+
+    @app.exception_handler(psycopg.DataError)
+    async def bad_value(request: Request, exc: psycopg.DataError):
+        # a value the database cannot hold (out of range, bad encoding): the caller's input, not our failure
+        return JSONResponse({"detail": MSG["invalid"]}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

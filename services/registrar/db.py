@@ -1,4 +1,8 @@
-"""The registrar's warehouse access: connections, the registrar's scope, certificate look-ups."""
+"""The registrar's warehouse access: connections, the registrar's scope, certificate look-ups.
+
+The API connects as its own login (certpipe_registrar_login: no superuser, no SET ROLE). Every transaction that
+reads or changes registrar data first sets the verified token's claims (`claims`); row-level security in the
+database (migration 0019) limits the rows to that scope, whatever SQL runs after."""
 
 import hashlib
 import json
@@ -10,26 +14,46 @@ from psycopg.rows import dict_row
 from registrar.auth import Registrar
 from registrar.messages import MSG
 
+STATEMENT_TIMEOUT_MS = 10_000
+
 
 class Db:
-    """Connections to the warehouse; with `role`, every session runs as that (least-privilege) role."""
+    """Connections to the warehouse as the API's login; `connect(reg)` opens a transaction under `reg`'s claims."""
 
-    def __init__(self, dsn: str, role: str | None = None):
-        self.dsn, self.role, self._pepper = dsn, role, None
+    def __init__(self, dsn: str):
+        self.dsn, self._pepper = dsn, None
 
-    def connect(self) -> psycopg.Connection:
+    def connect(self, reg: Registrar | None = None) -> psycopg.Connection:
         conn = psycopg.connect(
-            self.dsn, application_name="certpipe-registrar", row_factory=dict_row, connect_timeout=10
+            self.dsn,
+            application_name="certpipe-registrar",
+            row_factory=dict_row,
+            connect_timeout=10,
+            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c idle_in_transaction_session_timeout=30000",
         )
-        if self.role:
-            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.role)))
-            conn.commit()
+        if reg is not None:
+            claims(conn, reg)
         return conn
 
     def pepper(self, conn: psycopg.Connection) -> bytes:
         if self._pepper is None:
             self._pepper = bytes(conn.execute("SELECT pepper FROM wh.registrar_pepper").fetchone()["pepper"])
         return self._pepper
+
+
+def claims(conn: psycopg.Connection, reg: Registrar) -> None:
+    """The verified token's claims for this transaction only (set_config(..., true)): what RLS and the audit
+    function read. Call again after a commit."""
+    conn.execute(
+        "SELECT set_config('certpipe.actor', %s, true), set_config('certpipe.office', %s, true), "
+        "set_config('certpipe.province', %s, true), set_config('certpipe.commune', %s, true)",
+        (reg.sub, reg.office, reg.province, reg.commune or ""),
+    )
+
+
+def revoked(conn: psycopg.Connection, reg: Registrar) -> bool:
+    row = conn.execute("SELECT wh.token_revoked(%s, %s, %s) AS r", (reg.jti, reg.sub, reg.iat)).fetchone()
+    return bool(row["r"])
 
 
 def query_hash(pepper: bytes, value: str) -> str:

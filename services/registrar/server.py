@@ -9,14 +9,36 @@ from contextlib import contextmanager
 
 import uvicorn
 
+from registrar.security import GuardedH11Protocol
+
 
 def make_server(
     app, host: str, port: int, *, log_level: str = "info", log_config=uvicorn.config.LOGGING_CONFIG
 ) -> uvicorn.Server:
-    # access logs show method and path only: personal IDs travel in request bodies, never in URLs
+    """uvicorn, hardened: no access log of raw URLs (the API logs method, route template and status itself), no
+    X-Forwarded-For rewriting (registrar.security.client_address trusts only configured proxies), a deadline for
+    each request's head (slowloris), short keep-alive, bounded head size and concurrency."""
+    settings = getattr(app.state, "settings", None)
+    protocol = type(
+        "RegistrarH11",
+        (GuardedH11Protocol,),
+        {"header_timeout": settings.header_timeout if settings else GuardedH11Protocol.header_timeout},
+    )
     return uvicorn.Server(
         uvicorn.Config(
-            app, host=host, port=port, log_level=log_level, lifespan="off", log_config=log_config, server_header=False
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            lifespan="off",
+            log_config=log_config,
+            server_header=False,
+            access_log=False,
+            proxy_headers=False,
+            http=protocol,
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=16384,
+            limit_concurrency=200,
         )
     )
 

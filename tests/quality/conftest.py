@@ -27,7 +27,7 @@ class AirflowServer:
 
 
 @pytest.fixture
-def airflow_ui(his_env, warehouse_dsn, tmp_path):  # noqa: F811 - the fixture imported above
+def airflow_ui(his_env, warehouse_dsn, tmp_path, pg_logins):  # noqa: F811 - the fixture imported above
     """`airflow api-server` in its own process on a free port, on the metadata DB the test's dag.test() runs
     wrote to; the warehouse connection `warehouse_quality` in that metadata DB (as in production: not in the
     environment). Stopped after the test."""
@@ -49,13 +49,17 @@ def airflow_ui(his_env, warehouse_dsn, tmp_path):  # noqa: F811 - the fixture im
     )
     from urllib.parse import urlsplit
 
-    u = urlsplit(warehouse_dsn)
+    from certpipe.warehouse.logins import QUALITY
+
+    # the page's own read-only login (certpipe_quality_login), with its password: the server checks it
+    u = urlsplit(pg_logins[QUALITY].dsn(warehouse_dsn))
     conn = json.dumps(
         {
             "conn_type": "postgres",
             "host": u.hostname,
             "port": u.port,
             "login": u.username,
+            "password": pg_logins[QUALITY].password,
             "schema": u.path.lstrip("/"),
         }
     )

@@ -1,6 +1,8 @@
 """Look-ups (Bước 3): by the mother's ID, the deceased's ID, number + date + facility, or warehouse id."""
 
-from fastapi import APIRouter, HTTPException, Request
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Request
 
 from registrar import db as q
 from registrar.auth import Registrar
@@ -10,6 +12,7 @@ from registrar.messages import MSG
 from registrar.models import Certificate, Certificates, DeceasedQuery, MotherQuery, NumberQuery
 
 router = APIRouter(prefix="/api/v1", tags=["look-up"], responses=NOT_FOUND)
+CertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="warehouse id (bigint)")]
 
 
 def lookup(
@@ -18,7 +21,7 @@ def lookup(
     """Certificates in scope matching `where`; the audit row gets the action, query kind and hashed value."""
     a = request.state.audit
     a.update(action=action, query_kind=query_kind, query_value=value)
-    with db.connect() as conn:
+    with db.connect(reg) as conn:
         rows = q.find(conn, reg, where, params)
     a["cert_ids"] = [r["cert_id"] for r in rows] or a.get("cert_ids", [])
     if not rows:
@@ -61,6 +64,6 @@ def lookup_by_number(q: NumberQuery, request: Request, reg: Reg, db: DbDep) -> C
     response_model=Certificate,
     summary="One certificate by its warehouse id (from a look-up or a worklist)",
 )
-def get_certificate(cert_id: int, request: Request, reg: Reg, db: DbDep) -> Certificate:
+def get_certificate(cert_id: CertId, request: Request, reg: Reg, db: DbDep) -> Certificate:
     request.state.audit["cert_ids"] = [cert_id]
     return lookup(db, request, reg, "get_certificate", "cert_id", None, "c.cert_id = %s", [cert_id]).items[0]

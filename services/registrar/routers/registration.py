@@ -1,5 +1,7 @@
 """Marking a certificate used by a registration (once), and undoing it with a reason; each change and its audit
-row in one transaction."""
+row in one transaction, under the registrar's claims (row-level security, migration 0019: only the certificates
+of the office's scope; only the office that marked a certificate cancels; a cancelled registration is never
+recorded again)."""
 
 from fastapi import APIRouter, HTTPException, Request
 from psycopg import sql
@@ -12,6 +14,7 @@ from registrar.db import Db, scope
 from registrar.deps import NOT_FOUND, DbDep, Reg
 from registrar.messages import MSG
 from registrar.models import Cancellation, Registration
+from registrar.routers.lookup import CertId
 
 router = APIRouter(prefix="/api/v1/certificates/{cert_id}/registration", tags=["registration"])
 
@@ -20,7 +23,7 @@ def change(db: Db, request: Request, reg: Registrar, action: str, cert_id: int, 
     """Run `apply(conn, scope, scope_params)` and its audit row in one transaction."""
     a = request.state.audit
     a.update(action=action, cert_ids=[cert_id])
-    with db.connect() as conn:
+    with db.connect(reg) as conn:
         cond, sp = scope(reg)
         try:
             result = apply(conn, cond, sp)
@@ -36,11 +39,15 @@ def change(db: Db, request: Request, reg: Registrar, action: str, cert_id: int, 
         return result
 
 
-def _state(conn, cert_id, cond, sp) -> str | None:
-    row = conn.execute(
-        sql.SQL("SELECT c.status FROM wh.certificate c WHERE c.cert_id = %s AND {}").format(cond), [cert_id, *sp]
+def _locked(conn, cert_id, cond, sp) -> dict | None:
+    """The certificate in scope, row-locked until the end of the transaction (concurrent registrars queue here)."""
+    return conn.execute(
+        sql.SQL(
+            "SELECT c.cert_id, c.kind, c.status, c.issued_on FROM wh.certificate c "
+            "WHERE c.cert_id = %s AND {} FOR UPDATE"
+        ).format(cond),
+        [cert_id, *sp],
     ).fetchone()
-    return row["status"] if row else None
 
 
 def _same_registration(conn, cert_id: int, info: dict) -> dict | None:
@@ -68,7 +75,7 @@ def _same_registration(conn, cert_id: int, info: dict) -> dict | None:
     responses={**NOT_FOUND, 409: {"description": MSG["used"]}},
     summary="Mark a certificate used by a registration (once)",
 )
-def mark_used(cert_id: int, body: Registration, request: Request, reg: Reg, db: DbDep) -> dict:
+def mark_used(cert_id: CertId, body: Registration, request: Request, reg: Reg, db: DbDep) -> dict:
     if body.registered_on > clock.vn_today():
         raise HTTPException(422, MSG["invalid"])
     info = {
@@ -79,26 +86,31 @@ def mark_used(cert_id: int, body: Registration, request: Request, reg: Reg, db: 
     }
 
     def apply(conn, cond, sp):
-        # conditional update: of concurrent callers exactly one finds status = 'received'
-        row = conn.execute(
-            sql.SQL(
-                "UPDATE wh.certificate c SET status = 'used', used_at = now(), registration = %s "
-                "WHERE c.cert_id = %s AND c.status = 'received' AND {} RETURNING c.cert_id, c.kind, c.used_at"
-            ).format(cond),
-            [Jsonb(info), cert_id, *sp],
-        ).fetchone()
-        if row is None:
-            state = _state(conn, cert_id, cond, sp)
-            if state == "used":
-                if (same := _same_registration(conn, cert_id, info)) is not None:
-                    return same  # a retry of a mark whose answer was lost (e.g. the database restarted): done once
-                raise HTTPException(409, MSG["used"])
+        cert = _locked(conn, cert_id, cond, sp)
+        if cert is None:
             raise HTTPException(404, MSG["not_found"])
+        if cert["status"] == "used":
+            if (same := _same_registration(conn, cert_id, info)) is not None:
+                return same  # a retry of a mark whose answer was lost (e.g. the database restarted): done once
+            raise HTTPException(409, MSG["used"])
+        if cert["issued_on"] is not None and body.registered_on < cert["issued_on"]:
+            raise HTTPException(422, MSG["registered_before_issue"])
+        if conn.execute(
+            "SELECT 1 FROM wh.registration WHERE cert_id = %s AND registration_no = %s",
+            (cert_id, body.registration_no),
+        ).fetchone():
+            raise HTTPException(409, MSG["replayed"])
+        # the registration first: the certificate's status may only follow an active registration of this office
         rid = conn.execute(
             "INSERT INTO wh.registration (cert_id, kind, registration_no, registered_on, office, "
             "officer) VALUES (%s, %s, %s, %s, %s, %s) RETURNING registration_id",
-            (cert_id, row["kind"], body.registration_no, body.registered_on, reg.office, reg.sub),
+            (cert_id, cert["kind"], body.registration_no, body.registered_on, reg.office, reg.sub),
         ).fetchone()["registration_id"]
+        row = conn.execute(
+            "UPDATE wh.certificate c SET status = 'used', used_at = now(), registration = %s "
+            "WHERE c.cert_id = %s AND c.status = 'received' RETURNING c.used_at",
+            [Jsonb(info), cert_id],
+        ).fetchone()
         return {
             "cert_id": cert_id,
             "status": "used",
@@ -112,30 +124,34 @@ def mark_used(cert_id: int, body: Registration, request: Request, reg: Reg, db: 
 
 @router.post(
     "/cancel",
-    responses={**NOT_FOUND, 409: {"description": MSG["not_used"]}},
-    summary="Undo a registration (correction, with a reason): the certificate can be used again",
+    responses={
+        **NOT_FOUND,
+        403: {"description": MSG["not_your_office"]},
+        409: {"description": MSG["not_used"]},
+    },
+    summary="Undo a registration (correction, with a reason, by the office that made it): the certificate can be "
+    "used again",
 )
-def cancel_registration(cert_id: int, body: Cancellation, request: Request, reg: Reg, db: DbDep) -> dict:
+def cancel_registration(cert_id: CertId, body: Cancellation, request: Request, reg: Reg, db: DbDep) -> dict:
     def apply(conn, cond, sp):
-        row = conn.execute(
-            sql.SQL(
-                "UPDATE wh.certificate c SET status = 'received', used_at = NULL, registration = NULL "
-                "WHERE c.cert_id = %s AND c.status = 'used' AND {} RETURNING c.cert_id"
-            ).format(cond),
-            [cert_id, *sp],
-        ).fetchone()
-        if row is None:
-            state = _state(conn, cert_id, cond, sp)
-            raise HTTPException(409 if state else 404, MSG["not_used"] if state else MSG["not_found"])
+        cert = _locked(conn, cert_id, cond, sp)
+        if cert is None:
+            raise HTTPException(404, MSG["not_found"])
+        if cert["status"] != "used":
+            raise HTTPException(409, MSG["not_used"])
+        # row-level security lets only the marking office's active registration through
         rid = conn.execute(
             "UPDATE wh.registration SET cancelled_at = now(), cancelled_by = %s, cancel_reason = %s "
             "WHERE cert_id = %s AND cancelled_at IS NULL RETURNING registration_id",
             (reg.sub, body.reason, cert_id),
         ).fetchone()
-        return {
-            "cert_id": cert_id,
-            "status": "received",
-            "cancelled_registration_id": rid and rid["registration_id"],
-        }
+        if rid is None:
+            raise HTTPException(403, MSG["not_your_office"])
+        conn.execute(
+            "UPDATE wh.certificate c SET status = 'received', used_at = NULL, registration = NULL "
+            "WHERE c.cert_id = %s AND c.status = 'used'",
+            [cert_id],
+        )
+        return {"cert_id": cert_id, "status": "received", "cancelled_registration_id": rid["registration_id"]}
 
     return change(db, request, reg, "cancel_registration", cert_id, apply)

@@ -59,7 +59,7 @@ def worklist_unregistered(
         "WHERE c.status = 'received' AND c.created_at <= wh.clock() - make_interval(days => %s) "
         "AND (%s::text IS NULL OR c.kind = %s) AND {} ORDER BY c.created_at, c.cert_id LIMIT 5000"
     ).format(cond)
-    with db.connect() as conn:
+    with db.connect(reg) as conn:
         items = conn.execute(q, [days, kind, kind, *sp]).fetchall()
     request.state.audit["cert_ids"] = [i["cert_id"] for i in items]
     return _worklist(reg, items)
@@ -71,7 +71,7 @@ def worklist_unregistered(
     summary="Deaths known to DHIS2 and not yet registered, per commune of the office's scope",
 )
 def worklist_dhis2(
-    request: Request, reg: Reg, db: DbDep, commune: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None
+    request: Request, reg: Reg, db: DbDep, commune: Annotated[str | None, Query(pattern=r"^[0-9]{5}$")] = None
 ) -> Worklist:
     request.state.audit["action"] = "worklist_dhis2"
     if reg.commune and commune and commune != reg.commune:
@@ -79,7 +79,7 @@ def worklist_dhis2(
     if commune and not reg.commune and commune not in communes_of(reg.province):
         raise HTTPException(403, MSG["forbidden"])
     communes = [commune or reg.commune] if (commune or reg.commune) else sorted(communes_of(reg.province))
-    with db.connect() as conn:
+    with db.connect(reg) as conn:
         if not exists(conn, DHIS2_VIEW):
             return _worklist(reg, [], available=False, note=MSG["no_dhis2"])
         items = optional(conn, "dhis2_unregistered_deaths", communes=communes)

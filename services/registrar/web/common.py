@@ -14,7 +14,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from registrar.audit import write_audit
+from registrar.audit import endpoint_of, write_audit
 from registrar.auth import Registrar
 from registrar.db import Db
 
@@ -147,6 +147,13 @@ def parse_limit(text: str) -> tuple[int, float]:
     return int(n), float(digits or 1) * units[unit]
 
 
+def _write(db: Db, conn, request: Request, status_code: int) -> None:
+    if request.state.audit.get("registrar") is not None:
+        write_audit(db, conn, request, status_code)
+    else:  # anonymous: counted per day, endpoint and status, never stored row by row (migration 0019)
+        conn.execute("SELECT wh.audit_count_anonymous(%s, %s)", (endpoint_of(request), status_code))
+
+
 def audit(db: Db, request: Request, reg: Registrar | None, status_code: int, conn=None, **fields) -> None:
     """One wh.audit_log row (registrar.audit.write_audit) for a page of the web faces; in `conn`'s transaction
     when given, else on its own connection."""
@@ -155,9 +162,9 @@ def audit(db: Db, request: Request, reg: Registrar | None, status_code: int, con
     if reg is not None:
         a["registrar"] = reg
     if conn is not None:
-        write_audit(db, conn, request, status_code)
+        _write(db, conn, request, status_code)
     else:
         with db.connect() as c:
-            write_audit(db, c, request, status_code)
+            _write(db, c, request, status_code)
             c.commit()
     a["done"] = True

@@ -20,7 +20,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from certpipe import clock
 from registrar import db as q
-from registrar.auth import ALGORITHM, AUDIENCE, Registrar, TokenError, verify_token
+from registrar.auth import ALGORITHM, AUDIENCE, Registrar, TokenError, issue_token, verify_token
+from registrar.db import revoked
 from registrar.models import Cancellation, Registration
 from registrar.routers import registration, worklists
 from registrar.web.common import (
@@ -54,21 +55,8 @@ class Session:
 def issue_supervisor_token(
     sub: str, office: str, province: str, commune: str | None = None, *, secret: str, hours: float = 8
 ) -> str:
-    """A registrar token (registrar.auth claims) that also opens the office's audit trail in the console."""
-    now = dt.datetime.now(dt.UTC)
-    claims = {
-        "sub": sub,
-        "office": office,
-        "province": province,
-        "aud": AUDIENCE,
-        "iat": now,
-        "exp": now + dt.timedelta(hours=hours),
-        "supervisor": True,
-    }
-    if commune:
-        claims["commune"] = commune
-    verify_token(jwt.encode(claims, secret, algorithm=ALGORITHM), secret)  # same claims check as every token
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    """A registrar token (registrar.auth) that also opens the office's audit trail in the console."""
+    return issue_token(sub, office, province, commune, secret=secret, ttl=dt.timedelta(hours=hours), supervisor=True)
 
 
 def _open(request: Request, token: str | None) -> Session | None:
@@ -81,8 +69,9 @@ def _open(request: Request, token: str | None) -> Session | None:
     except TokenError:
         return None
     claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=AUDIENCE)
-    with request.app.state.db.connect() as conn:
+    with request.app.state.db.connect(reg) as conn:
         ended = conn.execute("SELECT 1 FROM wh.console_logout WHERE token_hash = %s", (sha256(token),)).fetchone()
+        ended = ended or revoked(conn, reg)  # the API's revocation list holds for the console too
     if ended:
         return None
     return Session(reg, token, claims.get("supervisor") is True, int(claims["exp"]))
@@ -151,7 +140,7 @@ def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
     s = _session(request)
     _check_csrf(request, s, csrf)
     db = request.app.state.db
-    with db.connect() as conn:
+    with db.connect(s.reg) as conn:
         conn.execute(
             "INSERT INTO wh.console_logout (token_hash, expires_at) VALUES (%s, to_timestamp(%s)) "
             "ON CONFLICT DO NOTHING",
@@ -230,7 +219,7 @@ def lookup(
         )
         params = [on, facility, number.upper(), number]
         action, qkind, value = "lookup_number", "number", f"|{number}|{on}|{facility}"
-    with db.connect() as conn:
+    with db.connect(s.reg) as conn:
         rows = q.find(conn, s.reg, where, params)
         audit(
             db,
@@ -255,7 +244,7 @@ def _labels(kind: str) -> dict[str, tuple[str, str]]:
 
 def _card(request: Request, s: Session, cert_id: int, status_code: int = 200, **ctx) -> Response:
     db = request.app.state.db
-    with db.connect() as conn:
+    with db.connect(s.reg) as conn:
         rows = q.find(conn, s.reg, "c.cert_id = %s", [cert_id])
         regs = (
             conn.execute(
@@ -508,7 +497,7 @@ def audit_trail(request: Request, days: Annotated[int, Query(ge=1, le=366)] = 7)
     if not s.supervisor:
         audit(db, request, s.reg, 403, action="audit_trail")
         return error_page(request, 403, "Chỉ lãnh đạo/giám sát của cơ quan được xem nhật ký truy cập.")
-    with db.connect() as conn:
+    with db.connect(s.reg) as conn:
         rows = conn.execute(
             "SELECT * FROM wh.office_audit(%s, now() - make_interval(days => %s), now() + interval '1 minute', 1000)",
             (s.reg.office, days),

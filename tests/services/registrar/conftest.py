@@ -8,7 +8,9 @@ import pytest
 
 from certpipe import warehouse
 from certpipe.core.ingest import ingest
+from certpipe.warehouse.logins import REGISTRAR
 from registrar import create_app, issue_token
+from registrar.security import Settings
 from registrar.server import run_in_thread
 from tests.core.records import birth, death
 
@@ -70,9 +72,18 @@ def loaded(wh):
     return wh
 
 
+# functional tests call faster than a registrar may: the limits themselves are tested in tests/security
+GENEROUS = {"rate_token": "1000/second", "rate_address": "1000/second"}
+
+
 @pytest.fixture
-def api(warehouse_dsn, loaded, secret):
-    # the API's sessions run as the least-privilege role the migration creates
-    app = create_app(warehouse_dsn, db_role="certpipe_registrar")
+def registrar_dsn(warehouse_dsn, pg_logins):
+    """The warehouse as the API's own login (no superuser, no SET ROLE)."""
+    return pg_logins[REGISTRAR].dsn(warehouse_dsn)
+
+
+@pytest.fixture
+def api(warehouse_dsn, registrar_dsn, loaded, secret):
+    app = create_app(registrar_dsn, settings=Settings.from_env(**GENEROUS))
     with run_in_thread(app) as url:
         yield Api(url, secret, warehouse_dsn)

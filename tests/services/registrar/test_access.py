@@ -15,6 +15,7 @@ import jwt
 import psycopg
 import pytest
 
+from certpipe.warehouse.logins import ANALYST
 from registrar.__main__ import OPENAPI, openapi_document
 from tests.services.registrar.conftest import DECEASED_ID, MOTHER_ID
 
@@ -52,8 +53,11 @@ def test_requests_without_a_valid_token_are_refused_and_audited(api, wh):
             answers.append(c.post("/api/v1/lookup/births", json={"mother_id": MOTHER_ID}))
     assert {r.status_code for r in answers} == {401}
     assert all(r.json()["detail"].startswith("Chưa xác thực") and "Nguyễn" not in r.text for r in answers)
-    audit = api.audit(wh)
-    assert [(a["actor"], a["outcome"]) for a in audit] == [(None, "unauthenticated")] * 5
+    # anonymous calls are counted, not stored row by row (the table cannot be flooded)
+    assert api.audit(wh) == []
+    assert wh.execute("SELECT endpoint, status_code, calls FROM wh.audit_anonymous").fetchall() == [
+        ("POST /api/v1/lookup/births", 401, 5)
+    ]
 
 
 def test_every_call_leaves_exactly_one_audit_row(api, wh):
@@ -113,26 +117,26 @@ def test_every_call_leaves_exactly_one_audit_row(api, wh):
     assert MOTHER_ID not in dump and DECEASED_ID not in dump
 
 
-def test_api_role_cannot_rewrite_the_audit_log_or_read_raw_records(api, wh):
+def test_api_role_cannot_rewrite_the_audit_log_or_read_raw_records(api, wh, registrar_dsn):
     with api.client(api.token()) as c:
         c.post("/api/v1/lookup/births", json={"mother_id": MOTHER_ID})
-    with psycopg.connect(api.dsn) as conn:
-        conn.execute("SET ROLE certpipe_registrar")
+    with psycopg.connect(registrar_dsn) as conn:
         for stmt in (
             "DELETE FROM wh.audit_log",
             "UPDATE wh.audit_log SET actor = 'x'",
+            "INSERT INTO wh.audit_log (action, endpoint, status_code, outcome) VALUES ('x', 'x', 200, 'ok')",
             "SELECT * FROM wh.landing_record",
             "UPDATE wh.certificate SET record = '{}'",
-            "SELECT * FROM analyst.certificate",
+            "SELECT * FROM analyst.births",
+            "SET ROLE certpipe_registrar",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(stmt)
             conn.rollback()
-            conn.execute("SET ROLE certpipe_registrar")
     assert len(api.audit(wh)) == 1
 
 
-def test_analyst_role_reads_views_that_never_show_id_numbers(api, wh):
+def test_analyst_login_reads_aggregates_that_never_show_id_numbers(api, wh, warehouse_dsn, pg_logins):
     cid = api.cert_id(wh, "00001.GCS.01020.25")
     with api.client(api.token()) as c:
         c.post("/api/v1/lookup/births", json={"mother_id": MOTHER_ID})
@@ -140,38 +144,28 @@ def test_analyst_role_reads_views_that_never_show_id_numbers(api, wh):
             f"/api/v1/certificates/{cid}/registration",
             json={"registration_no": "7/2025", "registered_on": "2025-11-20"},
         )
-    with psycopg.connect(api.dsn) as conn:
-        conn.execute("SET ROLE certpipe_analyst")
-        certs = conn.execute("SELECT * FROM analyst.certificate").fetchall()
-        regs = conn.execute("SELECT * FROM analyst.registration").fetchall()
+    wh.execute("UPDATE wh.privacy_setting SET k = 2")  # six certificates: cells of 5 would all be suppressed
+    wh.commit()
+    with psycopg.connect(pg_logins[ANALYST].dsn(warehouse_dsn)) as conn:
+        births = conn.execute("SELECT * FROM analyst.births").fetchall()
+        deaths = conn.execute("SELECT * FROM analyst.deaths").fetchall()
         audit = conn.execute("SELECT * FROM analyst.audit_log").fetchall()
-        same_mother = conn.execute(
-            "SELECT count(DISTINCT person_hash) FROM analyst.certificate "
-            "WHERE cert_key LIKE '0000_.GCS.01020.25' AND cert_key <> '00004.GCS.01020.25'"
-        ).fetchone()[0]
-        lookup_hash = conn.execute(
-            "SELECT query_hash FROM analyst.audit_log WHERE action = 'lookup_mother_id'"
-        ).fetchone()[0]
-        mother_hash = conn.execute("SELECT person_hash FROM analyst.certificate WHERE cert_id = %s", (cid,)).fetchone()[
-            0
-        ]
         for stmt in (
             "SELECT * FROM wh.certificate",
             "SELECT * FROM wh.audit_log",
             "SELECT * FROM wh.registrar_pepper",
             "DELETE FROM analyst.audit_log",
             "SELECT * FROM wh.registrar_optional('cause_of_death', '{1}', NULL)",
+            "UPDATE wh.privacy_setting SET k = 1",
+            "SET ROLE certpipe_analyst",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(stmt)
             conn.rollback()
-            conn.execute("SET ROLE certpipe_analyst")
-    assert len(certs) == 6 and len(regs) == 1 and len(audit) == 2
-    dump = json.dumps([certs, regs, audit], default=str, ensure_ascii=False)
+    assert sum(r[-1] for r in births) >= 2 and all(r[-1] >= 2 for r in births + deaths) and len(audit) == 2
+    dump = json.dumps([births, deaths, audit], default=str, ensure_ascii=False)
     for secret in (MOTHER_ID, DECEASED_ID, "001195067890", "Nguyễn Thị Lan", "LÊ VĂN HÙNG", "127.0.0.1"):
         assert secret not in dump
-    # pseudonymous, yet joinable: one mother, one hash; a look-up's hash finds her certificates
-    assert same_mother == 1 and lookup_hash == mother_hash
 
 
 def test_logs_carry_no_personal_data(api, wh, caplog):
@@ -201,13 +195,8 @@ def test_openapi_description_is_exported_and_current():
     assert "HTTPBearer" in doc["components"]["securitySchemes"]
 
 
-def test_command_line_issues_tokens_and_serves_the_api(warehouse_dsn, loaded, secret):
-    env = {
-        **os.environ,
-        "CERTPIPE_REGISTRAR_JWT_SECRET": secret,
-        "CERTPIPE_REGISTRAR_DB_URL": warehouse_dsn,
-        "CERTPIPE_REGISTRAR_DB_ROLE": "certpipe_registrar",
-    }
+def test_command_line_issues_tokens_and_serves_the_api(registrar_dsn, loaded, secret):
+    env = {**os.environ, "CERTPIPE_REGISTRAR_JWT_SECRET": secret, "CERTPIPE_REGISTRAR_DB_URL": registrar_dsn}
     token = subprocess.run(
         [
             sys.executable,

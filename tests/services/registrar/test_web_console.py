@@ -42,15 +42,15 @@ def test_look_up_mark_used_and_cancel(chromium, api, wh):
     assert page.inner_text("#status") == "Đã tiếp nhận, chưa sử dụng"
     assert "nhận từ his (01020)" in page.inner_text("#history")
     # confirmation is required: the browser will not submit without it
-    page.fill("#registration-no", "KS-2025-0042")
+    page.fill("#registration-no", "42/2025")
     page.click("#use-form button[type=submit]")
     assert status(wh, "00001.GCS.01020.25") == "received"
     page.check("#use-confirm")
     page.click("#use-form button[type=submit]")
     page.wait_for_url("**/console/cert/*?done=used")
     assert page.inner_text("#status") == "Đã sử dụng để đăng ký"
-    assert page.inner_text("#reg-no") == "KS-2025-0042"
-    assert "đăng ký số KS-2025-0042" in page.inner_text("#history")
+    assert page.inner_text("#reg-no") == "42/2025"
+    assert "đăng ký số 42/2025" in page.inner_text("#history")
     assert status(wh, "00001.GCS.01020.25") == "used"
     # cancel, with a reason and a confirmation
     page.fill("#reason", "Nhập sai số đăng ký, cần đăng ký lại")
@@ -162,7 +162,7 @@ def test_csrf_refusal(chromium, api, wh):
     cert = api.cert_id(wh, "00002.GCS.01020.25")
     page.goto(f"{api.url}/console/cert/{cert}")
     page.eval_on_selector("#use-form input[name=csrf]", "e => e.value = 'forged'")
-    page.fill("#registration-no", "KS-1")
+    page.fill("#registration-no", "1/2025")
     page.check("#use-confirm")
     page.click("#use-form button[type=submit]")
     assert "Không được phép" in page.inner_text("main")
@@ -170,7 +170,8 @@ def test_csrf_refusal(chromium, api, wh):
     # a cross-site form post carries no token either
     with api.client(cookies={"certpipe_console": api.token()}) as c:
         r = c.post(
-            f"/console/cert/{cert}/use", data={"registration_no": "X", "registered_on": "2025-11-11", "confirm": "yes"}
+            f"/console/cert/{cert}/use",
+            data={"registration_no": "8/2025", "registered_on": "2025-11-11", "confirm": "yes"},
         )
     assert r.status_code == 403 and "Không được phép" in r.text
     assert status(wh, "00002.GCS.01020.25") == "received"
@@ -193,7 +194,7 @@ def test_registered_on_in_the_future_is_refused(chromium, api, wh):
     page = login(chromium, api, api.token())
     page.goto(f"{api.url}/console/cert/{api.cert_id(wh, '00003.GCS.01020.25')}")
     page.eval_on_selector("#registered-on", "e => e.removeAttribute('max')")
-    page.fill("#registration-no", "KS-9")
+    page.fill("#registration-no", "9/2025")
     page.fill("#registered-on", (dt.date.today() + dt.timedelta(days=30)).isoformat())
     page.check("#use-confirm")
     page.click("#use-form button[type=submit]")

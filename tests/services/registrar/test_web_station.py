@@ -116,7 +116,8 @@ def test_already_used_says_so_and_offers_no_new_application(chromium, site, wh):
     cert = site.cert_id(wh, "00002.GCS.01020.25")
     with site.client(site.token()) as c:  # the registry office uses it (registrar API)
         r = c.post(
-            f"/api/v1/certificates/{cert}/registration", json={"registration_no": "KS-7", "registered_on": "2025-11-12"}
+            f"/api/v1/certificates/{cert}/registration",
+            json={"registration_no": "7/2025", "registered_on": "2025-11-12"},
         )
     assert r.status_code == 200, r.text
     page = open_station(chromium, site)

@@ -81,3 +81,8 @@ def test_result_explains_what_the_clerk_can_fix(bucket, wh, warehouse_dsn, tmp_p
     assert "ô gộp" in rows[6][2].value and "Paste Values" in rows[7][2].value
     assert message("TIME_MISSING") in rows[8][2].value and message("NUMBER_ROUNDED") in rows[9][2].value
     assert rows[4][1].value != "Không nhận"
+    # a wrong value is told what is expected: the codes of a short list
+    from certpipe.sources.excel.result import expected
+
+    assert expected("GCS", "GIOI_TINH_CON") == "Giá trị hợp lệ: 1 - Nam; 2 - Nữ; 3 - Chưa xác định."
+    assert "01 - Kinh" in expected("GCS", "MA_DANTOC_NND") and "dd/mm/yyyy" in expected("GCS", "NGAY_CT")

@@ -128,3 +128,54 @@ def test_streamed_engine_stops_after_the_last_value_row(tmp_path):
     rewrite_part(path, sheet_part(path, GCS_SHEET), _stray(b'<c r="A1048576" s="1"/>'))
     rows = [r for lay, r, _ in read_records(path, dataclasses.replace(Limits(), calamine_max_cells=0))]
     assert len(rows) == len(gcs) and max(rows) < 100
+
+
+def test_row_fast_path_agrees_with_the_token_walk(tmp_path):
+    """The scan's C-level row path and its general token walk find the same extents, counts and notes."""
+    import datetime as dt
+    import zipfile
+
+    import openpyxl
+
+    from certpipe.sources.excel import sheetscan
+
+    path = template_file(tmp_path / "t.xlsx", births(30, seed=47)[0])
+    wb = openpyxl.load_workbook(path)
+    ws = wb[GCS_SHEET]
+    ws["B40"] = dt.datetime(2026, 1, 2)
+    ws["B40"].number_format = "dd/mm/yyyy hh:mm"
+    ws["C41"] = "=1+1"
+    ws.merge_cells("D42:E43")
+    ws["AZ44"] = ""
+    wb.save(path)
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(sheet_part(path, GCS_SHEET))
+        timed = sheetscan.time_styles(zf)
+        fast = sheetscan.scan(zf, info, timed)
+        slow = sheetscan.SheetStats()
+        sheetscan._Scanner(slow, timed).tokens(zf.read(info))
+    assert fast == slow
+    assert fast.last_row == 40 and fast.value_rows > 30 and (40, 2) in fast.midnights and (41, 3) in fast.formulas
+
+
+def test_a_time_just_after_midnight_is_not_midnight(tmp_path):
+    """46309.00208 is 00:03 of a day: neither path takes it for a whole day (the digits are not a whole serial)."""
+    import zipfile
+
+    from certpipe.sources.excel import sheetscan
+
+    path = template_file(tmp_path / "t.xlsx", births(2, seed=48)[0])
+    part = sheet_part(path, GCS_SHEET)
+    rewrite_part(
+        path,
+        part,
+        lambda d: d.replace(
+            b"</sheetData>", b'<row r="50"><c r="B50" s="1"><v>46309.00208333333</v></c></row></sheetData>'
+        ),
+    )
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(part)
+        fast = sheetscan.scan(zf, info, frozenset({1}))
+        slow = sheetscan.SheetStats()
+        sheetscan._Scanner(slow, frozenset({1})).tokens(zf.read(info))
+    assert (50, 2) not in fast.midnights and (50, 2) not in slow.midnights

@@ -178,6 +178,9 @@ def test_two_attempts_never_process_one_file_at_once(bucket, warehouse_dsn, tmp_
     assert inside.wait(30)
     with pytest.raises(RuntimeError, match="being processed"):
         excel.process(bucket, warehouse_dsn, fid)
+    # a scan meanwhile (the next scheduled run) leaves the file to the task processing it
+    out_scan = excel.scan(bucket, warehouse_dsn, min_age=0, facilities=KNOWN)
+    assert fid not in out_scan["file_ids"] and out_scan["in_progress"] == 1
     release.set()
     t.join(60)
     assert out["r"]["status"] == "done"
@@ -228,6 +231,7 @@ def test_every_row_refused_still_gets_a_result(bucket, warehouse_dsn, tmp_path):
     head = [c.value for c in ws[1]]
     sex = next(j for j, h in enumerate(head) if str(h).startswith("Giới tính của con"))
     assert all(r[sex].comment and "giới tính" in r[sex].comment.text for r in rows)
+    assert all("Giá trị hợp lệ: 1 - Nam; 2 - Nữ" in r[sex].comment.text for r in rows)  # what is expected
 
 
 def test_files_still_being_written_are_left_alone(bucket, warehouse_dsn, tmp_path):

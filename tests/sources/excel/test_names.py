@@ -52,17 +52,21 @@ def test_unknown_folder_is_quarantined_with_a_result_and_an_alert(bucket, wh, wa
 
     data = template_file(tmp_path / "a.xlsx", births(4, seed=70)[0]).read_bytes()
     drop(bucket, "a.xlsx", data, facility="99999")
+    drop(bucket, "c.xlsx", template_file(tmp_path / "c.xlsx", births(2, seed=69)[0]).read_bytes(), facility="99999")
     drop(bucket, "b.xlsx", data, facility="")  # directly under inbox/
     caplog.set_level(logging.WARNING)
-    res = {r["facility"]: r for r in run(bucket, warehouse_dsn)}
+    res = {r["file_id"]: r for r in run(bucket, warehouse_dsn)}
+    assert len(res) == 3
     assert {r["status"] for r in res.values()} == {"quarantined"}
     assert {r["reason"] for r in res.values()} == {"FILE_UNKNOWN_FACILITY"}
     assert wh.execute("SELECT count(*) FROM wh.certificate").fetchone()[0] == 0
-    [key] = [k for k in files(bucket, "results") if k.startswith("99999/")]
-    assert message("FILE_UNKNOWN_FACILITY") in _summary_text(bucket, f"results/{key}")
+    keys = [k for k in files(bucket, "results") if k.startswith("99999/")]
+    assert len(keys) == 2
+    assert all(message("FILE_UNKNOWN_FACILITY") in _summary_text(bucket, f"results/{k}") for k in keys)
     assert files(bucket, "processing") == [] and files(bucket, "inbox") == []
     alerts = [r.getMessage() for r in caplog.records if "excel_unknown_facility" in r.getMessage()]
-    assert any('"source_ref": "99999"' in a for a in alerts)
+    assert [a for a in alerts if '"source_ref": "99999"' in a and '"received": 2' in a]  # one alert per folder
+    assert len([a for a in alerts if '"source_ref": "99999"' in a]) == 1
     # moved to the right folder, the same content is processed (not a duplicate of the quarantined drop)
     drop(bucket, "a.xlsx", data)
     [again] = run(bucket, warehouse_dsn)
@@ -145,3 +149,76 @@ def test_result_workbook_opens_for_every_name(bucket, warehouse_dsn, tmp_path):
     [key] = files(bucket, "results")
     assert openpyxl.load_workbook(Path(bucket.path) / "results" / key)["Tóm tắt"]
     assert res["status"] == "done"
+
+
+def test_bad_entries_never_stop_the_scan(bucket, wh, warehouse_dsn, tmp_path):
+    """A symlink loop, a dangling link, a FIFO and a name that is not UTF-8 next to a normal file."""
+    import os
+
+    folder = Path(bucket.path) / "inbox" / FACILITY
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vong").symlink_to(folder / "vong")
+    (folder / "treo.xlsx").symlink_to(folder / "khong-co.xlsx")
+    os.mkfifo(folder / "ong.xlsx")
+    data = template_file(tmp_path / "a.xlsx", births(3, seed=76)[0]).read_bytes()
+    with open(os.path.join(os.fsencode(folder), b"gi\xe1y-cp1258.xlsx"), "wb") as f:  # noqa: PTH118, PTH123 - a bytes name
+        f.write(data)
+    drop(bucket, "binh-thuong.xlsx", template_file(tmp_path / "b.xlsx", births(3, seed=77)[0]).read_bytes())
+    res = run(bucket, warehouse_dsn)
+    assert sorted(r["status"] for r in res) == ["done", "done"]
+    names = {n for (n,) in wh.execute("SELECT file_name FROM wh.excel_file")}
+    assert names == {"binh-thuong.xlsx", "gi\ufffdy-cp1258.xlsx"}
+    assert files(bucket, "processing") == [] and len(files(bucket, "results")) == 2
+
+
+def test_a_worker_killed_for_real_is_retried_then_quarantined(bucket, wh, warehouse_dsn, tmp_path):
+    """The worker process dies (SIGKILL, as the kernel's OOM killer does) while reading: its lock goes with it,
+    the attempt stays counted, and after the last attempt the file is answered."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    drop(bucket, "giet.xlsx", template_file(tmp_path / "a.xlsx", births(3, seed=78)[0]).read_bytes())
+    [fid] = excel.scan(bucket, warehouse_dsn, min_age=0, facilities=KNOWN)["file_ids"]
+    child = textwrap.dedent(
+        f"""
+        import os, signal
+        from airflow.sdk import ObjectStoragePath
+        from certpipe.sources.excel import inbox
+        inbox._land = lambda *a, **kw: os.kill(os.getpid(), signal.SIGKILL)
+        inbox.process(ObjectStoragePath({bucket.path!r}), {warehouse_dsn!r}, {fid})
+        """
+    )
+    for _ in range(excel.max_attempts()):
+        done = subprocess.run([sys.executable, "-c", child], capture_output=True, timeout=120)
+        assert done.returncode == -signal.SIGKILL
+    assert wh.execute("SELECT status, attempts FROM wh.excel_file").fetchone() == ("claimed", excel.max_attempts())
+    res = excel.process(bucket, warehouse_dsn, fid)
+    assert (res["status"], res["reason"]) == ("quarantined", "FILE_WORKER_LOST")
+    assert files(bucket, "processing") == [] and len(files(bucket, "results")) == 1
+
+
+def test_a_result_that_keeps_failing_is_answered_with_the_summary(bucket, wh, warehouse_dsn, tmp_path, monkeypatch):
+    from certpipe.sources.excel import result
+
+    gcs = births(5, seed=79, bad_ratio=0)[0]
+    drop(bucket, "a.xlsx", template_file(tmp_path / "a.xlsx", gcs).read_bytes())
+    [fid] = excel.scan(bucket, warehouse_dsn, min_age=0, facilities=KNOWN)["file_ids"]
+    real = result._data_sheet
+
+    def broken(*a, **kw):
+        raise RuntimeError("the detailed result cannot be written")
+
+    monkeypatch.setattr(result, "_data_sheet", broken)
+    for _ in range(excel.max_attempts()):
+        with pytest.raises(RuntimeError):
+            excel.process(bucket, warehouse_dsn, fid)
+    res = excel.process(bucket, warehouse_dsn, fid)
+    monkeypatch.setattr(result, "_data_sheet", real)
+    assert res["status"] == "done" and res["received"] == len(gcs)
+    assert files(bucket, "processing") == []
+    [key] = files(bucket, "results")
+    book = result_book(bucket, f"results/{key}")
+    assert book.sheetnames == ["Tóm tắt"]
+    assert excel.BRIEF_NOTE in _summary_text(bucket, f"results/{key}")

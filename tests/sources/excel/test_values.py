@@ -201,3 +201,14 @@ def test_unknown_header_gets_the_nearest_official_name(tmp_path):
         lay = next(s.layout for s in wb.sheets() if s.layout.kind == "GCS")
     assert lay.hints == {"Ngày sin của mẹ": "Ngày sinh của mẹ (NGAYSINH_NND)"}
     assert "Cột riêng của viện" in lay.ignored
+
+
+def test_control_characters_escaped_in_the_xml_are_removed(tmp_path):
+    """Exporters write control characters as _x0000_ escapes: NUL cannot be stored, BEL cannot be seen."""
+    from tests.sources.excel.conftest import rewrite_part, sheet_part
+
+    path, rec = one_birth(tmp_path, {})
+    name = rec["HOTEN_NND"].encode()
+    rewrite_part(path, sheet_part(path, SHEET), lambda d: d.replace(name, name[:3] + b"_x0000__x0007_" + name[3:], 1))
+    row, reasons, _ = read_one(path)
+    assert row["HOTEN_NND"] == rec["HOTEN_NND"] and reasons == []

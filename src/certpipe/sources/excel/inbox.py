@@ -23,12 +23,14 @@ reach logs or XCom (logs show `storage.name_hash(name)` when they must point at 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import os
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -37,6 +39,7 @@ from psycopg.types.json import Jsonb
 from certpipe import warehouse
 from certpipe.alerts import notify
 from certpipe.sources.excel import feedback, storage
+from certpipe.sources.excel.answers import _answer_twins, _duplicate, _file, _quarantine, _summary
 from certpipe.sources.excel.landing import ingest_file as _ingest
 from certpipe.sources.excel.landing import land as _land
 from certpipe.sources.excel.reader import Limits, Unreadable, check_file
@@ -59,6 +62,10 @@ MIN_AGE_S = 15.0  # a file younger than this may still be being written (local f
 STALE_PARTIAL_S = 3600.0  # a partial download (.part, .crdownload ...) untouched this long is taken and answered
 MAX_ATTEMPTS = 3
 FINAL = ("done", "quarantined")
+BRIEF_NOTE = (
+    "Các dòng đã được xử lý và lưu như tóm tắt dưới đây, nhưng không tạo được bảng kết quả từng dòng sau nhiều lần "
+    "thử. Nếu cần kết quả từng dòng, hãy liên hệ bộ phận hỗ trợ kèm mã file."
+)
 _LOCK_NS = 7_263
 
 
@@ -67,20 +74,7 @@ def max_attempts() -> int:
     return int(os.environ.get("CERTPIPE_EXCEL_MAX_ATTEMPTS") or MAX_ATTEMPTS)
 
 
-def _folder_label(folder: str) -> str:
-    """A folder as logs show it: a facility code as is, anything else hashed."""
-    return folder if storage.FACILITY.match(folder) else f"#{name_hash(folder)}"
-
-
 # ---------------------------------------------------------------- ledger
-
-
-def _file(conn: psycopg.Connection, file_id: int) -> dict:
-    cur = conn.execute("SELECT * FROM wh.excel_file WHERE file_id = %s", (file_id,))
-    row = cur.fetchone()
-    if row is None:
-        raise LookupError(f"Excel file {file_id} is not in the ledger")
-    return dict(zip([d.name for d in cur.description], row, strict=True))
 
 
 def scan(
@@ -120,7 +114,7 @@ def scan(
                 key = storage.processing_key(folder, name)
                 conn.execute(
                     "INSERT INTO wh.excel_pending (object_key, folder, file_name) VALUES (%s, %s, %s)",
-                    (key, folder, name),
+                    (key, storage.readable(folder), storage.readable(name)),
                 )
                 conn.commit()
                 move(path, child(root, key))
@@ -137,6 +131,7 @@ def scan(
 
         claimed = dups = waiting = 0
         todo: set[int] = set()
+        unknown: Counter = Counter()  # folder -> files claimed there this scan
         for dirname, key_name, path in list(listing.files(root, "processing", depth=1)):
             key = f"processing/{dirname or '_'}/{key_name}" if dirname else f"processing/{key_name}"
             try:
@@ -148,6 +143,8 @@ def scan(
                 continue
             if outcome == "claimed":
                 claimed += 1
+                if file_id is not None and (folder := unknown_folder(conn, file_id)) is not None:
+                    unknown[folder] += 1
             elif outcome == "duplicate":
                 dups += 1
             elif outcome == "waiting":
@@ -157,6 +154,18 @@ def scan(
         todo.update(
             r[0] for r in conn.execute("SELECT file_id FROM wh.excel_file WHERE status NOT IN ('done', 'quarantined')")
         )
+        for folder, n in sorted(unknown.items()):  # one alert per folder and scan, naming it
+            notify(
+                {
+                    "event": "excel_unknown_facility",
+                    "severity": "warning",
+                    "source": SOURCE,
+                    "source_ref": folder[:80],
+                    "received": n,
+                }
+            )
+        busy = _in_progress(conn, todo)  # held by a task of an earlier run (a long file): not this run's work
+        todo -= busy
     out = {
         "file_ids": sorted(todo),
         "taken": moved,
@@ -165,9 +174,32 @@ def scan(
         "waiting": waiting,
         "too_recent": young,
         "skipped": skipped + listing.errors,
+        "in_progress": len(busy),
     }
     log.info("Excel inbox scan: %s", out)
     return out
+
+
+def unknown_folder(conn, file_id: int) -> str | None:
+    """The folder of a file claimed in a folder that is no known facility, else None."""
+    row = conn.execute(
+        "SELECT facility_code FROM wh.excel_file WHERE file_id = %s AND reason_code = 'FILE_UNKNOWN_FACILITY' "
+        "AND status = 'claimed'",
+        (file_id,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _in_progress(conn, file_ids: set[int]) -> set[int]:
+    """Files whose advisory lock another session holds: being processed right now."""
+    if not file_ids:
+        return set()
+    rows = conn.execute(
+        "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s "
+        "AND objsubid = 2 AND objid::bigint = ANY(%s)",
+        (_LOCK_NS, sorted(file_ids)),
+    )
+    return {r[0] for r in rows}
 
 
 def _claim(root, conn, key: str, dirname: str, key_name: str, path, known, limits: Limits, run_id):
@@ -216,59 +248,6 @@ def _claim(root, conn, key: str, dirname: str, key_name: str, path, known, limit
     return "duplicate", file_id
 
 
-def _duplicate(root, conn, file_id: int, facility: str, name: str, key: str, path) -> None:
-    """A later drop of a content already processed: told so in its own result, moved to processed/."""
-    from certpipe.sources.excel import result
-
-    orig = _file(conn, file_id)
-    drop_id = conn.execute(
-        "INSERT INTO wh.excel_drop (file_id, object_key, outcome) VALUES (%s, %s, 'duplicate') RETURNING drop_id",
-        (file_id, key),
-    ).fetchone()[0]
-    conn.commit()
-    rkey = result_key(facility, file_id, name, drop_id)
-    fkey = storage.area_key("processed", facility, f"{file_id}-trung-{drop_id}-{storage.safe_name(name)}")
-    extra = [
-        f"Nội dung trùng với file mã {file_id} nộp lúc {result._when(orig['claimed_at'])}"
-        + (f"; kết quả của file đó: {orig['result_key']}" if orig.get("result_key") else "")
-        + "."
-    ]
-    with tempfile.TemporaryDirectory(prefix="certpipe-xl-") as tmp:
-        local = result.write(
-            Path(tmp) / "result.xlsx",
-            {
-                "file_name": name,
-                "facility": facility,
-                "file_id": file_id,
-                "status": "duplicate",
-                "received_at": dt.datetime.now(dt.UTC),
-                "finished_at": dt.datetime.now(dt.UTC),
-                "reason_code": "FILE_DUPLICATE",
-                "extra": extra,
-            },
-        )
-        upload(local, child(root, rkey))
-    move(path, child(root, fkey))
-    conn.execute("UPDATE wh.excel_drop SET final_key = %s, result_key = %s WHERE drop_id = %s", (fkey, rkey, drop_id))
-    conn.execute("DELETE FROM wh.excel_pending WHERE object_key = %s", (key,))
-    conn.commit()
-    log.info("Excel file %d (folder %s): dropped again; moved aside as a duplicate", file_id, _folder_label(facility))
-
-
-def _answer_twins(root, conn, file_id: int) -> None:
-    """Drops of the same content that waited for this file: answered now, not at the next scan."""
-    twins = conn.execute(
-        "SELECT object_key, folder, file_name FROM wh.excel_pending WHERE twin_of = %s", (file_id,)
-    ).fetchall()
-    for key, folder, name in twins:
-        path = child(root, key)
-        if not path.exists():
-            conn.execute("DELETE FROM wh.excel_pending WHERE object_key = %s", (key,))
-            conn.commit()
-            continue
-        _duplicate(root, conn, file_id, folder, name, key, path)
-
-
 # ---------------------------------------------------------------- processing one file
 
 
@@ -286,14 +265,20 @@ def process(
     with psycopg.connect(dsn, autocommit=True, application_name="certpipe-lock") as lock:
         if not lock.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_NS, file_id)).fetchone()[0]:
             raise RuntimeError(f"Excel file {file_id} is being processed by another task; retry later")
-        with warehouse.connect(dsn) as conn, tempfile.TemporaryDirectory(prefix="certpipe-xl-") as tmp:
-            out = _process(root, conn, file_id, Path(tmp), run_id, limits, chunk_rows)
-            try:
-                _answer_twins(root, conn, file_id)
-            except (OSError, ValueError, psycopg.DataError) as e:  # the next scan answers them
-                conn.rollback()
-                log.warning("Excel file %d: later drops not answered yet: %s", file_id, type(e).__name__)
-            return out
+        try:
+            with warehouse.connect(dsn) as conn, tempfile.TemporaryDirectory(prefix="certpipe-xl-") as tmp:
+                out = _process(root, conn, file_id, Path(tmp), run_id, limits, chunk_rows)
+                try:
+                    _answer_twins(root, conn, file_id)
+                except (OSError, ValueError, psycopg.DataError) as e:  # the next scan answers them
+                    conn.rollback()
+                    log.warning("Excel file %d: later drops not answered yet: %s", file_id, type(e).__name__)
+                return out
+        finally:
+            # released now, not when the server gets round to ending the closed session: a retry right after a
+            # failure (disk full, say) would otherwise find the file "being processed by another task"
+            with contextlib.suppress(psycopg.Error):
+                lock.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_NS, file_id))
 
 
 def _locate(root, f: dict):
@@ -360,19 +345,22 @@ def _process(root, conn: psycopg.Connection, file_id: int, tmp: Path, run_id, li
     out = tmp / "result.xlsx"
     from certpipe.sources.excel import result
 
+    info = {
+        "file_name": f["file_name"],
+        "facility": f["facility_code"],
+        "file_id": file_id,
+        "received_at": f["claimed_at"],
+        "finished_at": finished,
+        "status": "done",
+    }
+    # earlier attempts died after the rows were stored (writing the detailed result): answer with the summary
+    brief = attempts > max_attempts()
     with conn.transaction():
         result.write(
             out,
-            {
-                "file_name": f["file_name"],
-                "facility": f["facility_code"],
-                "file_id": file_id,
-                "received_at": f["claimed_at"],
-                "finished_at": finished,
-                "status": "done",
-            },
-            source=local,
-            outcomes=lambda kind: feedback.outcomes(conn, file_id, kind),
+            {**info, "extra": [BRIEF_NOTE]} if brief else info,
+            source=None if brief else local,
+            outcomes=None if brief else (lambda kind: feedback.outcomes(conn, file_id, kind)),
             per_sheet=per_sheet,
             rules=rules,
             notes=notes,
@@ -397,59 +385,6 @@ def _process(root, conn: psycopg.Connection, file_id: int, tmp: Path, run_id, li
     f = _file(conn, file_id)
     log.info("Excel file %d: %s", file_id, _summary(f))
     return _summary(f)
-
-
-def _summary(f: dict) -> dict:
-    """Safe for logs and XCom: ids, codes and counts, no file name."""
-    return {
-        "file_id": f["file_id"],
-        "facility": _folder_label(f["facility_code"]),
-        "status": f["status"],
-        "reason": f["reason_code"],
-        **dict((f["counts"] or {}).items()),
-    }
-
-
-def _quarantine(
-    root, conn: psycopg.Connection, f: dict, key: str, code: str, tmp: Path, detail: str | None = None
-) -> dict:
-    from certpipe.sources.excel import result
-
-    file_id, facility = f["file_id"], f["facility_code"]
-    rkey = result_key(facility, file_id, f["file_name"])
-    fkey = final_key("quarantine", facility, file_id, f["file_name"])
-    finished = dt.datetime.now(dt.UTC)
-    out = result.write(
-        tmp / "result.xlsx",
-        {
-            "file_name": f["file_name"],
-            "facility": facility,
-            "file_id": file_id,
-            "received_at": f["claimed_at"],
-            "finished_at": finished,
-            "status": "quarantined",
-            "reason_code": code,
-            "extra": [detail] if detail else [],
-        },
-    )
-    upload(out, child(root, rkey))
-    move(child(root, key), child(root, fkey))
-    conn.execute(
-        "UPDATE wh.excel_file SET status = 'quarantined', reason_code = %s, finished_at = %s, "
-        "updated_at = now(), final_key = %s, result_key = %s WHERE file_id = %s",
-        (code, finished, fkey, rkey, file_id),
-    )
-    conn.execute(
-        "UPDATE wh.excel_drop SET final_key = %s, result_key = %s WHERE file_id = %s AND outcome = 'claimed'",
-        (fkey, rkey, file_id),
-    )
-    conn.commit()
-    log.info("Excel file %d (folder %s): quarantined (%s)", file_id, _folder_label(facility), code)
-    if code == "FILE_UNKNOWN_FACILITY":  # someone drops files where no facility is expected: say where
-        notify(
-            {"event": "excel_unknown_facility", "severity": "warning", "source": SOURCE, "source_ref": facility[:80]}
-        )
-    return _summary(_file(conn, file_id))
 
 
 def setting_min_age() -> str:

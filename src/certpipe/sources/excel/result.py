@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import cache
 from pathlib import Path
 
 from certpipe import clock
@@ -33,6 +34,28 @@ STATUS_TEXT = {
 }
 _PAREN = re.compile(r"\s*\(.*?\)")
 FIXED = ["Dòng trong file gốc", "Kết quả", "Lý do"]
+
+
+NO_HINT = frozenset(
+    {"REQUIRED", "DUPLICATE_IN_BATCH", "ALREADY_USED", "FACILITY_MISMATCH", "NUMBER_ROUNDED", "TIME_MISSING"}
+)
+
+
+@cache
+def expected(kind: str, field: str) -> str | None:
+    """What a field accepts, for a clerk whose value was refused: the codes of a short list, where to find a
+    long one, or the format of its type."""
+    from certpipe.sources.excel import config
+    from certpipe.sources.excel.template import HINTS, code_list
+
+    lst = config()["field_lists"].get(field)
+    if lst:
+        items = code_list(lst)
+        if len(items) <= 5:
+            return "Giá trị hợp lệ: " + "; ".join(f"{c} - {n}" for c, n in items) + "."
+        return f'Ghi mã hoặc tên theo danh mục (trang "Danh mục" của file mẫu), ví dụ {items[0][0]} - {items[0][1]}.'
+    f = kind_spec(kind).by_name.get(field)
+    return f"Cách ghi: {HINTS[f.type]}" if f and f.type in HINTS else None
 
 
 def _label(kind: str, field: str | None) -> str:
@@ -242,6 +265,8 @@ def _data_sheet(wb, fm: _Formats, sheet, lay: SheetLayout, stream: Iterator, nam
             j = col_of.get(field)
             if j is not None and (why_blank := sheet.cell_note(row_no, j)):
                 msg = f"{msg} {why_blank}"
+            elif field and why.get("code") not in NO_HINT and (hint := expected(lay.kind, field)):
+                msg = f"{msg} {hint}"
             texts.append(f"{_label(lay.kind, field)}: {msg}")
             (by_col.setdefault(j, []) if j is not None else loose).append(msg)
         refused = outcome == "refused"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from defusedxml import ElementTree as ET
 
 CHUNK = 1 << 20
-MAX_ELEMENT = 8 << 20  # one <c> or <row> start tag larger than this: not a sheet Excel writes
+MAX_ELEMENT = 32 << 20  # one <c> or <row> start tag larger than this: not a sheet Excel writes
 MAX_NOTES = 10_000  # merged ranges / formulas / midnights remembered per sheet
 TIME_BUILTIN = {18, 19, 20, 21, 22, 45, 46, 47}  # built-in number formats that show a time
 
@@ -111,14 +111,27 @@ def time_styles(zf: zipfile.ZipFile) -> frozenset[int]:
     return frozenset(out)
 
 
+_ROW_START = re.compile(rb"<(?:\w+:)?row\b")
+_ROW_END = frozenset(b" >/\t\r\n")
+_LONGER = {0: re.compile(rb'<c r="[A-Z]'), 1: re.compile(rb'<c r="[A-Z]{2}'), 2: re.compile(rb'<c r="[A-Z]{3}')}
+_LETTERS = re.compile(rb"[A-Z]{0,3}")
+_WHOLE = re.compile(rb"\d+(?:\.0*)?")  # a whole-day serial
+
+
+def _letters(body: bytes, at: int) -> str:
+    """Column letters of the cell reference starting at `at` (<c r="...)."""
+    return _LETTERS.match(body, at + 6).group(0).decode()  # type: ignore[union-attr]
+
+
 def _last_start(data: bytes) -> int:
-    """Offset of the last <c or <row start tag (0 if none after the start): everything before it is whole."""
-    for window in (1 << 16, len(data)):
-        m = None
-        for m in _CUT.finditer(data, max(0, len(data) - window)):  # noqa: B007
-            pass
-        if m is not None:
-            return m.start()
+    """Offset of the last <row (else <c) start tag, 0 if none after the start: everything before it is whole."""
+    for pattern in (_ROW_START, _CUT):
+        for window in (1 << 16, len(data)):
+            m = None
+            for m in pattern.finditer(data, max(0, len(data) - window)):  # noqa: B007
+                pass
+            if m is not None and m.start() > 0:
+                return m.start()
     return 0
 
 
@@ -126,29 +139,153 @@ class TooLarge(Exception):
     """A start tag that does not end within MAX_ELEMENT bytes."""
 
 
+class _Scanner:
+    """Row by row with C-level regexes for the usual rows (every cell with its reference, no formula); the
+    general token walk for anything else (cells without references, formulas, prefixed tags)."""
+
+    def __init__(self, st: SheetStats, timed: frozenset[int]):
+        self.st, self.timed = st, timed
+        self.row = self.col = self.last_value_row = 0
+        self.cell: list | None = None  # [row, col, style, has_value, has_formula, value text]
+        ids = b"|".join(str(i).encode() for i in sorted(timed))
+        self.midnight = (
+            # the attribute layout every writer uses (r, s, t="n" or none): a cheap pattern on every row
+            re.compile(rb'<c r="([A-Z]{1,3})\d+"( s="(?:' + ids + rb')"(?: t="n")?)><v>(\d+)(?:\.0*)?</v>')
+            if timed
+            else None
+        )
+
+    def value_at(self, r: int, c: int) -> None:
+        st = self.st
+        st.value_cells += 1
+        if r != self.last_value_row:
+            st.value_rows += 1
+            self.last_value_row = r
+        st.last_row = max(st.last_row, r)
+        st.last_col = max(st.last_col, c)
+
+    def end_cell(self) -> None:
+        if self.cell is None:
+            return
+        r, c, style, has_v, has_f, text = self.cell
+        self.cell = None
+        if has_v:
+            self.value_at(r, c)
+            if style in self.timed and len(self.st.midnights) < MAX_NOTES and _WHOLE.fullmatch(text):
+                self.st.midnights.add((r, c))
+        elif has_f and len(self.st.formulas) < MAX_NOTES:
+            self.st.formulas.add((r, c))
+
+    def feed(self, work: bytes) -> None:
+        if self.cell is not None or b"<row" not in work:
+            self.tokens(work)
+            return
+        pos = gap = 0
+        n = len(work)
+        while True:
+            start = work.find(b"<row", pos)
+            if start < 0 or start + 4 >= n:
+                break
+            if work[start + 4] not in _ROW_END:  # <rowBreaks> and the like
+                pos = start + 4
+                continue
+            gt = work.find(b">", start)
+            if gt < 0:
+                break
+            if gap < start:
+                self.tokens(work[gap:start])
+            attrs = work[start + 4 : gt]
+            if attrs.endswith(b"/"):
+                self.one_row(attrs, None)
+                pos = gap = gt + 1
+                continue
+            end = work.find(b"</row>", gt)
+            if end < 0:
+                pos = start
+                break
+            self.one_row(attrs, work[gt + 1 : end])
+            pos = gap = end + 6
+        if gap < n:
+            self.tokens(work[gap:])
+
+    def one_row(self, attrs: bytes, body: bytes | None) -> None:
+        self.end_cell()
+        rm = _ATTR_R.search(attrs)
+        self.row = int(rm.group(2)) if rm and rm.group(2) else self.row + 1
+        self.col = 0
+        if not body:
+            return
+        refs = body.count(b'<c r="')
+        if not refs or b"<f" in body or refs != body.count(b"<c ") + body.count(b"<c>"):
+            self.tokens(body)
+            self.end_cell()
+            return
+        last = _letters(body, body.rfind(b'<c r="'))
+        if len(last) < 3 and _LONGER[len(last)].search(body):  # a wider column before the last: out of order
+            self.tokens(body)
+            self.end_cell()
+            return
+        st, r = self.st, self.row
+        st.extent_rows = max(st.extent_rows, r)
+        st.extent_cols = max(st.extent_cols, col_number(last))
+        empty = body.count(b"<v></v>")
+        nv = body.count(b"<v>") - empty + body.count(b"<is>")
+        if nv:
+            at = max(body.rfind(b"<v>"), body.rfind(b"<is>"))
+            if empty and body.rfind(b"<v></v>") == at:  # the last <v> is empty: find the last value the long way
+                self.tokens(body)
+                self.end_cell()
+                return
+            self.value_at(r, col_number(_letters(body, body.rfind(b'<c r="', 0, at))))
+            st.value_cells += nv - 1
+        if self.midnight is not None and len(st.midnights) < MAX_NOTES:
+            for letters, _, _ in self.midnight.findall(body):
+                st.midnights.add((r, col_number(letters.decode())))
+
+    def tokens(self, work: bytes) -> None:
+        st = self.st
+        for t in _TOK.finditer(work):
+            kind = t.group(1)
+            if kind == b"row":
+                self.end_cell()
+                rm = _ATTR_R.search(t.group(2))
+                self.row = int(rm.group(2)) if rm and rm.group(2) else self.row + 1
+                self.col = 0
+            elif kind == b"c":
+                self.end_cell()
+                attrs = t.group(2)
+                rm = _ATTR_R.search(attrs)
+                if rm and rm.group(1):
+                    self.col = col_number(rm.group(1).decode())
+                    if rm.group(2):
+                        self.row = int(rm.group(2))
+                else:
+                    self.col += 1
+                st.extent_rows = max(st.extent_rows, self.row)
+                st.extent_cols = max(st.extent_cols, self.col)
+                if not t.group(3):  # not self-closing: may hold a value
+                    sm = _ATTR_S.search(attrs)
+                    self.cell = [self.row, self.col, int(sm.group(1)) if sm else 0, False, False, b""]
+            elif t.group(4) is not None:
+                if self.cell is not None and t.group(4).strip():
+                    self.cell[3], self.cell[5] = True, t.group(4).strip()
+            elif t.group(5):
+                if self.cell is not None:
+                    self.cell[3 if t.group(5) == b"is" else 4] = True
+            elif t.group(6):
+                if len(st.merged) < MAX_NOTES:
+                    st.merged.append(_ref(t.group(6).decode()))
+            elif t.group(7):
+                r1, c1, r2, c2 = _ref(t.group(7).decode())
+                st.declared_cells = max(0, r2 - r1 + 1) * max(0, c2 - c1 + 1)
+            else:  # </c>
+                self.end_cell()
+
+
 def scan(zf: zipfile.ZipFile, info: zipfile.ZipInfo, timed: frozenset[int] = frozenset()) -> SheetStats:
     """Stream the worksheet part once; memory stays at a few MiB whatever the sheet declares or holds."""
     st = SheetStats()
-    row = 0
-    col = 0
-    cell: list | None = None  # [row, col, style, has_value, has_formula, value text]
-    last_value_row = 0
-
-    def end_cell() -> None:
-        nonlocal last_value_row
-        r, c, style, has_v, has_f, text = cell  # type: ignore[misc]
-        if has_v:
-            st.value_cells += 1
-            if r != last_value_row:
-                st.value_rows += 1
-                last_value_row = r
-            st.last_row = max(st.last_row, r)
-            st.last_col = max(st.last_col, c)
-            if style in timed and len(st.midnights) < MAX_NOTES and text.replace(b".0", b"", 1).isdigit():
-                st.midnights.add((r, c))
-        elif has_f and len(st.formulas) < MAX_NOTES:
-            st.formulas.add((r, c))
-
+    sc = _Scanner(st, timed)
     with zf.open(info) as f:
         tail = b""
         while True:
@@ -164,52 +301,8 @@ def scan(zf: zipfile.ZipFile, info: zipfile.ZipInfo, timed: frozenset[int] = fro
                 work, tail = data[:cut], data[cut:]
             else:
                 work, tail = data, b""
-            for t in _TOK.finditer(work):
-                kind = t.group(1)
-                if kind == b"row":
-                    if cell is not None:
-                        end_cell()
-                        cell = None
-                    rm = _ATTR_R.search(t.group(2))
-                    row = int(rm.group(2)) if rm and rm.group(2) else row + 1
-                    col = 0
-                elif kind == b"c":
-                    if cell is not None:
-                        end_cell()
-                        cell = None
-                    attrs = t.group(2)
-                    rm = _ATTR_R.search(attrs)
-                    if rm and rm.group(1):
-                        col = col_number(rm.group(1).decode())
-                        if rm.group(2):
-                            row = int(rm.group(2))
-                    else:
-                        col += 1
-                    st.extent_rows = max(st.extent_rows, row)
-                    st.extent_cols = max(st.extent_cols, col)
-                    if not t.group(3):  # not self-closing: may hold a value
-                        sm = _ATTR_S.search(attrs)
-                        cell = [row, col, int(sm.group(1)) if sm else 0, False, False, b""]
-                elif t.group(4) is not None:
-                    if cell is not None and t.group(4).strip():
-                        cell[3], cell[5] = True, t.group(4).strip()
-                elif t.group(5):
-                    if cell is not None:
-                        if t.group(5) == b"is":
-                            cell[3] = True
-                        else:
-                            cell[4] = True
-                elif t.group(6):
-                    if len(st.merged) < MAX_NOTES:
-                        st.merged.append(_ref(t.group(6).decode()))
-                elif t.group(7):
-                    r1, c1, r2, c2 = _ref(t.group(7).decode())
-                    st.declared_cells = max(0, r2 - r1 + 1) * max(0, c2 - c1 + 1)
-                elif cell is not None:  # </c>
-                    end_cell()
-                    cell = None
+            sc.feed(work)
             if not block:
                 break
-    if cell is not None:
-        end_cell()
+    sc.end_cell()
     return st

@@ -21,6 +21,7 @@ import shutil
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from certpipe.core.schema import schemas_dir
 
@@ -89,6 +90,12 @@ def name_hash(name: str) -> str:
     return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:10]
 
 
+def readable(name: str) -> str:
+    """A name as the ledger can hold it: bytes that are not UTF-8 (a name written by an old Windows tool in
+    another code page) shown as U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _clip(text: str, max_bytes: int) -> str:
     b = text.encode("utf-8", "surrogateescape")
     if len(b) <= max_bytes:
@@ -109,7 +116,7 @@ def safe_stem(name: str) -> str:
     """A short, harmless stem for derived names: separators, `..` and control characters replaced, at most
     STEM_BYTES of UTF-8, and a hash of the full name when anything was changed or cut."""
     stem, _ = split_name(name)
-    clean = unicodedata.normalize("NFC", stem.encode("utf-8", "replace").decode("utf-8", "replace"))
+    clean = unicodedata.normalize("NFC", readable(stem))
     clean = _UNSAFE.sub("_", clean).strip(" ._-")
     short = _clip(clean, STEM_BYTES).rstrip(" ._-")
     if short != stem or "/" in name:
@@ -195,7 +202,7 @@ class Listing:
             log.warning("Excel inbox: entry %s skipped: %s", name_hash(p.name), type(e).__name__)
             return None
 
-    def files(self, root, area: str, depth: int = MAX_DEPTH) -> Iterator[tuple[str, str, object]]:
+    def files(self, root, area: str, depth: int = MAX_DEPTH) -> Iterator[tuple[str, str, Any]]:
         """(folder, name relative to the folder, path): files under <area>/<folder>/ (sub-folders included,
         their path in the name) and directly under <area>/ (folder '')."""
         base = root / area
@@ -212,7 +219,7 @@ class Listing:
             elif kind == "dir":
                 yield from self._walk(entry.name, entry, "", depth)
 
-    def _walk(self, folder: str, d, prefix: str, depth: int) -> Iterator[tuple[str, str, object]]:
+    def _walk(self, folder: str, d, prefix: str, depth: int) -> Iterator[tuple[str, str, Any]]:
         for entry in self._entries(d):
             kind = self._kind(entry)
             if kind == "file":
@@ -243,9 +250,14 @@ def download(path, dest: Path) -> tuple[bytes, int]:
 def upload(local: Path, dest) -> None:
     """Write a local file to the bucket: to a hidden temporary name first (bounded: derived names are), then
     moved (atomic on a folder; an object appears whole on S3 anyway)."""
-    tmp = dest.parent / f".{secrets.token_hex(6)}.part"
+    tag = hashlib.sha256(dest.name.encode()).hexdigest()[:12]  # the same for every attempt at this object
+    tmp = dest.parent / f".{tag}.{secrets.token_hex(6)}.part"
     if dest.protocol == "file":
-        Path(dest.path).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(dest.path).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        # a part left by an attempt killed mid-write (SIGKILL: no cleanup ran); the file's lock keeps others away
+        for stale in folder.glob(f".{tag}.*.part"):
+            stale.unlink(missing_ok=True)
     try:
         with local.open("rb") as src, tmp.open("wb") as out:
             shutil.copyfileobj(src, out, 1 << 20)

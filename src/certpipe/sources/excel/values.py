@@ -18,7 +18,10 @@ from functools import cache
 EXACT = 10**15  # Excel keeps 15 significant digits: an integer from here on may have been rounded
 NUMERIC_TEXT = frozenset({"SO", "QUYEN_SO", "MA_BN", "SO_BAOTU", "MA_HSBA", "SO_BAOTU_BD", "QUYEN_SO_BD"})
 EPOCH = dt.datetime(1899, 12, 30)
-INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# zero-width and direction marks, BOM, soft hyphen, and control characters (PostgreSQL text holds no NUL)
+INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 _SCI = re.compile(r"^\s*[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+\s*$")
 _TIME = re.compile(
     r"^\s*(\d{1,2})\s*(?::|h|g|giờ)\s*(\d{1,2})?\s*(?:(?::|m|phút)\s*(\d{1,2})?)?\s*(?:s|giây)?\s*$", re.I
