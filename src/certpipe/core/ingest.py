@@ -37,7 +37,7 @@ from psycopg.types.json import Jsonb
 
 from certpipe import warehouse
 from certpipe.core.columns import normalise_columns
-from certpipe.core.keys import HASH_BYTES, KEYS, content_hash, iso_date, iso_ts, raw_hash
+from certpipe.core.keys import HASH_BYTES, KEYS, iso_date, iso_ts, raw_hash
 from certpipe.core.schema import kind_spec, reason
 from certpipe.core.validate import validate_columns
 
@@ -269,11 +269,8 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
     valid = ~keyed["row"].is_in(list(reasons)) & ~cols.empty if reasons else ~cols.empty
     refused_keys = dict(zip(*keyed.filter(~valid).select("row", "key"), strict=True)) if len(keyed) else {}
     # the content hash is of the canonical JSON; the record goes to the database with its keys in jsonb's order
-    rows = keyed.filter(valid).with_columns(doc=cols.stored.filter(valid))
-    docs = cols.docs.filter(valid).cast(pl.Binary)
-    hashes = [h for at in range(0, len(docs), 5000) for h in map(content_hash, docs.slice(at, 5000).to_list())]
-    del docs
-    rows = rows.with_columns(hash=pl.Series(hashes, dtype=pl.Binary))
+    rows = keyed.filter(valid).with_columns(doc=cols.stored.filter(valid), hash=cols.hashes.filter(valid))
+    hashes = rows["hash"].to_list()
     row_list, key_list = rows["row"].to_list(), rows["key"].to_list()
     staged: dict[str, int] = dict(zip(key_list, row_list, strict=True))  # first position, last row of each key
     at_row = dict(zip(row_list, range(len(row_list)), strict=True)) if len(staged) < len(row_list) or resent else {}
