@@ -310,3 +310,26 @@ def test_numbers_json_cannot_hold_or_no_field_needs_are_refused_and_kept_never_a
     assert all(set(codes) <= {"REQUIRED", "INT_FORMAT"} and codes for _, codes in got[:4])
     kept = wh.execute("SELECT payload->>'CAN_NANG_CON', payload->>'SO_CON' FROM wh.refused_record ORDER BY row_no")
     assert kept.fetchall() == [("nan", "1"), ("1" + "0" * 400, "1"), ("3200", "inf"), ("3200", "9" * 30)]
+
+
+def test_record_ids_and_records_come_back_exactly_whatever_their_characters(wh):
+    """The COPY dialect (tab between fields, \\x01 as the quote) and records sent with their keys in jsonb's order:
+    ids holding tabs, the quote byte, line breaks, quotes and backslashes are stored as sent, the stored record
+    equals its canonical JSON, and its content hash is that JSON's."""
+    from certpipe.core.keys import canonical_json, content_hash
+
+    ids = ["a\tb", "q\x01\x01", "line\nbreak\r\n", '"quoted", \\back\\', "", "\\.", "\\N"]
+    recs = [birth(i + 1, TEN_CON=name) for i, name in enumerate(['Đạt "Bé" \\ Bình', *["An"] * 6])]
+    r = run(wh, recs, ids=ids)
+    assert (r.stored, r.refused) == (7, 0)
+    got = wh.execute("SELECT source_record_id FROM wh.batch_record ORDER BY row_no").fetchall()
+    assert [g[0] for g in got] == ids
+    got = wh.execute("SELECT source_record_id FROM wh.certificate_source ORDER BY cert_id").fetchall()
+    assert [g[0] for g in got] == ids
+    rows = wh.execute("SELECT record::text, content_hash FROM wh.certificate ORDER BY cert_id").fetchall()
+    import json
+
+    for text, chash in rows:
+        canonical = canonical_json(json.loads(text))
+        assert chash == content_hash(canonical)
+    assert json.loads(rows[0][0])["TEN_CON"] == 'Đạt "Bé" \\ Bình'

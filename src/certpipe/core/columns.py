@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import msgspec
 import polars as pl
 
+from certpipe.core.keys import content_hash
 from certpipe.core.normalize import _BLANK, _TOO_LONG, _Fail, _memo_miss, _outcome, _steps, norm_text, normalise
 from certpipe.core.schema import KindSpec, reason
 
@@ -44,20 +45,46 @@ def value_outcome(fn, width: int | None, memo: dict | None, value):
 @dataclass
 class Columns:
     """A normalised batch: `values` (one column per canonical field; integers as Float64, as GX sees them),
-    `docs` (each row's canonical JSON), `reasons` (row -> normalisation refusals, rows with none left out) and
+    `hashes` (the content hash of each row's canonical JSON), `stored` (the record with its keys in jsonb's own
+    order: what is sent to PostgreSQL), `reasons` (row -> normalisation refusals, rows with none left out) and
     `empty` (rows with no field at all: nothing to check, no certificate key)."""
 
     values: pl.DataFrame
-    docs: pl.Series
+    hashes: pl.Series
     reasons: dict[int, list[dict]]
     empty: pl.Series
+    stored: pl.Series
 
 
-def _docs(frags: pl.DataFrame) -> pl.Series:
-    """The canonical JSON of each row: its fields' fragments in sorted field order."""
-    names = sorted(frags.columns)
-    doc = pl.concat_str([pl.lit("{"), pl.concat_str(names, separator=",", ignore_nulls=True), pl.lit("}")])
-    return frags.select(doc.alias("doc")).to_series()
+def _jsonb_order(name: str) -> tuple[int, bytes]:
+    """jsonb keeps an object's keys shorter first, then bytewise; parsing sorts them so, and input already in
+    that order sorts in one pass (measured: a quarter less server time to parse these records)."""
+    b = name.encode()
+    return len(b), b
+
+
+def content_hashes(docs: pl.Series) -> pl.Series:
+    """content_hash() of each JSON text, in slices (a slice's bytes are Python objects only while it is hashed)."""
+    docs = docs.cast(pl.Binary)
+    step = 5000
+    return pl.Series(
+        "hash",
+        [h for at in range(0, len(docs), step) for h in map(content_hash, docs.slice(at, step).to_list())],
+        dtype=pl.Binary,
+    )
+
+
+def _docs(frags: pl.DataFrame) -> pl.DataFrame:
+    """Per row: `hash`, the content hash of its canonical JSON (its fields' fragments in sorted field order), and
+    `stored`, the same object with its keys in jsonb's order (equal as jsonb, cheaper for PostgreSQL to parse).
+    The canonical JSON is hashed and let go before the other rendering is made: one rendering in memory at once."""
+
+    def joined(names: list[str]) -> pl.Expr:
+        return pl.concat_str([pl.lit("{"), pl.concat_str(names, separator=",", ignore_nulls=True), pl.lit("}")])
+
+    hashes = content_hashes(frags.select(joined(sorted(frags.columns))).to_series())
+    stored = frags.select(joined(sorted(frags.columns, key=_jsonb_order)).alias("stored")).to_series()
+    return pl.DataFrame([hashes, stored])
 
 
 def _dtype(f) -> type[pl.DataType]:
@@ -230,17 +257,17 @@ def normalise_columns(records: Sequence, spec: KindSpec) -> Columns:
         for j, r in why.items():
             reasons[rows[j]] = r
     if len(parts) == 1:
-        values_df, docs_s = frames[0], docs[0]
+        values_df, docs_df = frames[0], docs[0]
     elif parts:
         order = pl.Series([i for rows, *_ in parts for i in rows]).arg_sort()
         values_df = pl.concat(frames)[order]
-        docs_s = pl.concat(docs)[order]
+        docs_df = pl.concat(docs)[order]
     else:
         values_df = _frame({}, 0, spec, _dtype)
-        docs_s = pl.Series("doc", [], dtype=pl.String)
+        docs_df = pl.DataFrame(schema={"hash": pl.Binary, "stored": pl.String})
     empty = (
         values_df.select(~pl.any_horizontal(pl.all().is_not_null())).to_series()
         if n
         else pl.Series([], dtype=pl.Boolean)
     )
-    return Columns(values=values_df, docs=docs_s, reasons=reasons, empty=empty)
+    return Columns(values=values_df, hashes=docs_df["hash"], reasons=reasons, empty=empty, stored=docs_df["stored"])

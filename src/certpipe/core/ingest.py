@@ -37,7 +37,7 @@ from psycopg.types.json import Jsonb
 
 from certpipe import warehouse
 from certpipe.core.columns import normalise_columns
-from certpipe.core.keys import HASH_BYTES, KEYS, content_hash, iso_date, iso_ts, raw_hash
+from certpipe.core.keys import HASH_BYTES, KEYS, iso_date, iso_ts, raw_hash
 from certpipe.core.schema import kind_spec, reason
 from certpipe.core.validate import validate_columns
 
@@ -74,11 +74,13 @@ SELECT cert_key, cert_id, status, content_hash, last_source FROM wh.certificate
 WHERE kind = %s AND cert_key = ANY(string_to_array(%s, E'\\n')) ORDER BY cert_id FOR UPDATE
 """
 
-# Ids for new certificates: usually one contiguous run (then only its ends come back), else the list.
+# Ids for new certificates: usually one contiguous run (then only its ends come back), else the list (sorted
+# only then: sorting 50,000 ids that are not sent back cost a fifth of the statement).
 NEW_IDS_SQL = """
-WITH v AS (SELECT nextval((SELECT pg_get_serial_sequence('wh.certificate', 'cert_id'))::regclass) AS id
-           FROM generate_series(1, %s))
-SELECT min(id), max(id), CASE WHEN max(id) - min(id) + 1 <> count(*) THEN array_agg(id ORDER BY id) END FROM v
+WITH v AS MATERIALIZED (SELECT nextval((SELECT pg_get_serial_sequence('wh.certificate', 'cert_id'))::regclass) AS id
+                        FROM generate_series(1, %s)),
+m AS (SELECT min(id) AS lo, max(id) AS hi, count(*) AS n FROM v)
+SELECT lo, hi, CASE WHEN hi - lo + 1 <> n THEN (SELECT array_agg(id ORDER BY id) FROM v) END FROM m
 """
 
 RESENT_SQL = """
@@ -176,7 +178,8 @@ class Prepared:
     reasons: dict[int, list[dict]]  # row -> refusal reasons (rows with none are left out)
     refused_keys: dict[int, str | None]  # row -> certificate key of a refused row
     staged: dict[str, int]  # cert_key -> row of the last valid record of the key in the batch
-    # the staged records, in `staged` order: row, key, facility, issued, person, event, doc (canonical JSON), hash
+    # the staged records, in `staged` order: row, key, facility, issued, person, event, doc (the record, keys in
+    # jsonb's order), hash (of its canonical JSON)
     rows: pl.DataFrame
     earlier: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row, key, hash): superseded copies
 
@@ -265,10 +268,9 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
     )
     valid = ~keyed["row"].is_in(list(reasons)) & ~cols.empty if reasons else ~cols.empty
     refused_keys = dict(zip(*keyed.filter(~valid).select("row", "key"), strict=True)) if len(keyed) else {}
-    rows = keyed.filter(valid).with_columns(doc=cols.docs.filter(valid))
-    docs = rows["doc"].cast(pl.Binary)
-    hashes = [h for at in range(0, len(docs), 5000) for h in map(content_hash, docs.slice(at, 5000).to_list())]
-    rows = rows.with_columns(hash=pl.Series(hashes, dtype=pl.Binary))
+    # the content hash is of the canonical JSON; the record goes to the database with its keys in jsonb's order
+    rows = keyed.filter(valid).with_columns(doc=cols.stored.filter(valid), hash=cols.hashes.filter(valid))
+    hashes = rows["hash"].to_list()
     row_list, key_list = rows["row"].to_list(), rows["key"].to_list()
     staged: dict[str, int] = dict(zip(key_list, row_list, strict=True))  # first position, last row of each key
     at_row = dict(zip(row_list, range(len(row_list)), strict=True)) if len(staged) < len(row_list) or resent else {}
@@ -317,12 +319,23 @@ def _prepare(kind, source, source_ref, records, record_ids, refusals, raws, rese
     )
 
 
+# CSV with a tab between fields and \x01 as the quote: canonical JSON holds neither (JSON escapes control
+# characters), so the records' many double quotes need no doubling and nearly no field is quoted; PostgreSQL
+# parses it in about 10 % less time than comma-and-double-quote CSV. Any value still round-trips exactly (polars
+# quotes a field holding a tab, \x01 or a line break, and doubles a \x01 inside it).
+_COPY_ROWS = 5000
+_CSV_OPTIONS = " (FORMAT csv, DELIMITER E'\\t', QUOTE E'\\x01')"
+
+
 def _copy_csv(conn: psycopg.Connection, sql: str, frame: pl.DataFrame) -> None:
     """COPY a frame (its columns in the statement's order) as CSV written by polars: no Python per row."""
-    buf = io.BytesIO()
-    frame.write_csv(buf, include_header=False, quote_style="necessary")
-    with conn.cursor().copy(sql + " (FORMAT csv)") as copy:
-        copy.write(buf.getbuffer())
+    with conn.cursor().copy(sql + _CSV_OPTIONS) as copy:
+        for at in range(0, len(frame), _COPY_ROWS):  # the server parses one slice while the next is written
+            buf = io.BytesIO()
+            frame.slice(at, _COPY_ROWS).write_csv(
+                buf, include_header=False, quote_style="necessary", separator="\t", quote_char="\x01"
+            )
+            copy.write(buf.getbuffer())
 
 
 def _hex(col: str) -> pl.Expr:
