@@ -6,7 +6,7 @@ result (issue 15, "On time": every complete file answered within 5 minutes).
 
 N template workbooks (devtools/bench_excel.py's writer, sandbox bulk births, R rows each, spread over the
 sandbox's bulk facilities, distinct certificates) are written beforehand (untimed) next to a local bucket
-folder, then renamed into `inbox/<facility>/` at one instant. A forked child that has parsed the DAG folder runs
+folder, then renamed into `inbox/<facility>/` at one instant. A spawned child that has parsed the DAG folder runs
 `excel_inbox` with `dag.test()` (the Airflow metadata database: SQLite under AIRFLOW_HOME, migrated when the
 bench made that home itself) until every file has a result in `results/` (or is quarantined, which also writes
 a result), at most K runs. dag.test() runs the mapped `process` tasks one after another in that process: one
@@ -24,7 +24,7 @@ import argparse
 import contextlib
 import json
 import os
-import pickle
+import resource
 import statistics
 import subprocess
 import sys
@@ -118,7 +118,7 @@ def airflow_home(tmp: Path) -> dict[str, str]:
     return env
 
 
-# ---------------------------------------------------------------- the DAG runs (in a forked child)
+# ---------------------------------------------------------------- the DAG runs (in a spawned child)
 
 
 def _final(dsn: str) -> int:
@@ -157,33 +157,38 @@ def _drive(bucket: Path, staged: list[tuple[str, Path]], dsn: str, max_runs: int
     return {"dropped": dropped, "runs": runs}
 
 
-def _fork(fn: Callable, *args) -> tuple[object, int]:
-    """fn(*args) in a forked child; (its result, its peak RSS in KiB incl. waited-for descendants)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        os.close(r)
-        try:
-            out = pickle.dumps((True, fn(*args)))
-        except BaseException:
-            out = pickle.dumps((False, traceback.format_exc()))
-        with os.fdopen(w, "wb") as f:
-            f.write(out)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    _, status, usage = os.wait4(pid, 0)
-    if not data:
-        raise RuntimeError(f"DAG runs: child died (wait status {status})")
-    ok, out = pickle.loads(data)
+def _child(fn: Callable, args: tuple, conn) -> None:
+    try:
+        out = (True, fn(*args))
+    except BaseException:
+        out = (False, traceback.format_exc())
+    kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
+    conn.send((out, kib))
+    conn.close()
+
+
+def _in_child(fn: Callable, *args) -> tuple[object, int]:
+    """fn(*args) in a spawned child process; (its result, its peak RSS in KiB incl. its waited-for descendants).
+    Spawned, not forked: a fork of a process that already runs Airflow's in-process API thread (e.g. pytest after
+    other dag.test() runs) inherits its locks without the thread, and dag.test() then waits for ever."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(fn, args, send), name="certpipe-bench-dag")
+    proc.start()
+    send.close()
+    try:
+        (ok, out), kib = receive.recv()
+    except EOFError:
+        proc.join()
+        raise RuntimeError(f"DAG runs: child died (exit code {proc.exitcode})") from None
+    proc.join()
     if not ok:
         raise RuntimeError(f"DAG runs failed in their child:\n{out}")
-    return out, usage.ru_maxrss  # Linux: KiB
+    return out, kib  # Linux: KiB
 
 
 # ---------------------------------------------------------------- the bench
@@ -216,7 +221,7 @@ def run(admin_url: str, files: int, rows: int, *, max_runs: int = 5, log=lambda 
         load_before = os.getloadavg()[0]
         log("... excel_inbox DAG runs")
         with environment(env):
-            out, peak_kib = _fork(_drive, bucket, staged, dsn, max_runs)
+            out, peak_kib = _in_child(_drive, bucket, staged, dsn, max_runs)
         load_after = os.getloadavg()[0]
         with psycopg.connect(dsn) as c:
             ledger = c.execute(
