@@ -34,6 +34,8 @@ import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from devtools.connections import pg_connection
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEDULE_S = 180.0  # dags/excel_inbox.py: schedule "*/3 * * * *"
 TARGET_S = 300.0  # issue 15: every complete file gets its result within 5 minutes
@@ -63,22 +65,6 @@ def write_files(staging: Path, files: int, rows: int, seed: int = 42) -> list[tu
 
 
 # ---------------------------------------------------------------- environment
-
-
-def _conn_json(dsn: str) -> str:
-    from urllib.parse import urlsplit
-
-    u = urlsplit(dsn)
-    return json.dumps(
-        {
-            "conn_type": "postgres",
-            "host": u.hostname,
-            "port": u.port,
-            "login": u.username,
-            "password": u.password,
-            "schema": u.path.lstrip("/"),
-        }
-    )
 
 
 @contextlib.contextmanager
@@ -213,7 +199,7 @@ def run(admin_url: str, files: int, rows: int, *, max_runs: int = 5, log=lambda 
         staged = write_files(staging, files, rows)
         written = time.perf_counter() - t
         env = {
-            "AIRFLOW_CONN_WAREHOUSE_DB": _conn_json(dsn),
+            "AIRFLOW_CONN_WAREHOUSE_DB": json.dumps(pg_connection(dsn)),
             "AIRFLOW_VAR_CERTPIPE_INBOX_URL": bucket.as_uri(),
             "CERTPIPE_INBOX_MIN_AGE": "0",  # the run starts at the drop; the worst case adds the minimum age
             "CERTPIPE_INBOX_FACILITIES": ",".join(BULK_FACILITIES),

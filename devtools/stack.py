@@ -179,21 +179,12 @@ def _wait_http(url: str, timeout: float, what: str, procs: dict | None = None) -
 def seed_airflow(env: dict, warehouse_url: str, sandbox_url: str, quality_url: str | None = None) -> None:
     """Connections (warehouse as the ingestion login, Data quality page as its read-only login, one per hospital)
     and the hospitals Variable, stored in the metadata DB (passwords encrypted with the Fernet key)."""
-    from urllib.parse import unquote, urlsplit
 
     from certpipe.warehouse.logins import write_secret
+    from devtools.connections import pg_connection
 
     def pg(url: str, description: str) -> dict:
-        u = urlsplit(url)
-        return {
-            "conn_type": "postgres",
-            "host": u.hostname,
-            "port": u.port,
-            "login": unquote(u.username or ""),
-            "password": unquote(u.password or ""),
-            "schema": u.path.lstrip("/"),
-            "description": description,
-        }
+        return pg_connection(url, description=description)
 
     conns = {"warehouse_db": pg(warehouse_url, "Certificate warehouse (embedded), ingestion login")}
     if quality_url:

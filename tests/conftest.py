@@ -152,15 +152,7 @@ def airflow_conn(uri: str, **extra) -> str:
 
     u = urlsplit(uri)
     if u.scheme.startswith("postgres"):
-        return json.dumps(
-            {
-                "conn_type": "postgres",
-                "host": u.hostname,
-                "port": u.port,
-                "login": u.username,
-                "password": u.password,
-                "schema": u.path.lstrip("/"),
-                "extra": extra,
-            }
-        )
+        from devtools.connections import pg_connection
+
+        return json.dumps(pg_connection(uri, extra=extra))
     return json.dumps({"conn_type": "http", "host": uri, "extra": extra})

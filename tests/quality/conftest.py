@@ -47,22 +47,13 @@ def airflow_ui(his_env, warehouse_dsn, tmp_path, pg_logins):  # noqa: F811 - the
             "AIRFLOW__API__WORKERS": "1",
         }
     )
-    from urllib.parse import urlsplit
 
     from certpipe.warehouse.logins import QUALITY
 
     # the page's own read-only login (certpipe_quality_login), with its password: the server checks it
-    u = urlsplit(pg_logins[QUALITY].dsn(warehouse_dsn))
-    conn = json.dumps(
-        {
-            "conn_type": "postgres",
-            "host": u.hostname,
-            "port": u.port,
-            "login": u.username,
-            "password": pg_logins[QUALITY].password,
-            "schema": u.path.lstrip("/"),
-        }
-    )
+    from devtools.connections import pg_connection
+
+    conn = json.dumps(pg_connection(pg_logins[QUALITY].dsn(warehouse_dsn), password=pg_logins[QUALITY].password))
     subprocess.run(
         [sys.executable, "-m", "airflow", "connections", "delete", "warehouse_quality"], env=env, capture_output=True
     )

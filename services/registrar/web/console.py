@@ -298,6 +298,21 @@ def card(request: Request, cert_id: int) -> Response:
     return _card(request, s, cert_id, notice=notice)
 
 
+def _change(request: Request, s: Session, cert_id: int, action: str, build, apply, done: str, hint: str) -> Response:
+    """A confirmed change through the API's own handler: a form that does not validate is audited and answered on
+    the card (422) with `hint`; the handler's refusal is shown on the card; success goes back to the card."""
+    try:
+        body = build()
+    except ValueError:
+        audit(request.app.state.db, request, s.reg, 422, action=action, cert_ids=[cert_id])
+        return _card(request, s, cert_id, 422, audited=True, error=hint)
+    try:
+        apply(cert_id, body, request, s.reg, request.app.state.db)
+    except HTTPException as e:
+        return _card(request, s, cert_id, e.status_code, audited=True, error=e.detail)
+    return RedirectResponse(f"/console/cert/{cert_id}?done={done}", status_code=303)
+
+
 @router.post("/cert/{cert_id}/use")
 def mark_used(
     request: Request,
@@ -309,25 +324,15 @@ def mark_used(
 ) -> Response:
     s = _session(request)
     _check_csrf(request, s, csrf)
-    try:
+
+    def build() -> Registration:
         body = Registration(registration_no=registration_no.strip(), registered_on=registered_on)
         if confirm != "yes" or body.registered_on > clock.vn_today():
             raise ValueError
-    except ValueError:
-        audit(request.app.state.db, request, s.reg, 422, action="mark_used", cert_ids=[cert_id])
-        return _card(
-            request,
-            s,
-            cert_id,
-            422,
-            audited=True,
-            error="Nhập số đăng ký, ngày đăng ký (không sau hôm nay) và đánh dấu xác nhận.",
-        )
-    try:
-        registration.mark_used(cert_id, body, request, s.reg, request.app.state.db)
-    except HTTPException as e:
-        return _card(request, s, cert_id, e.status_code, audited=True, error=e.detail)
-    return RedirectResponse(f"/console/cert/{cert_id}?done=used", status_code=303)
+        return body
+
+    hint = "Nhập số đăng ký, ngày đăng ký (không sau hôm nay) và đánh dấu xác nhận."
+    return _change(request, s, cert_id, "mark_used", build, registration.mark_used, "used", hint)
 
 
 @router.post("/cert/{cert_id}/cancel")
@@ -340,20 +345,16 @@ def cancel(
 ) -> Response:
     s = _session(request)
     _check_csrf(request, s, csrf)
-    try:
-        body = Cancellation(reason=reason.strip())
+
+    def build() -> Cancellation:
         if confirm != "yes":
             raise ValueError
-    except ValueError:
-        audit(request.app.state.db, request, s.reg, 422, action="cancel_registration", cert_ids=[cert_id])
-        return _card(
-            request, s, cert_id, 422, audited=True, error="Nhập lý do hủy (ít nhất 10 ký tự) và đánh dấu xác nhận."
-        )
-    try:
-        registration.cancel_registration(cert_id, body, request, s.reg, request.app.state.db)
-    except HTTPException as e:
-        return _card(request, s, cert_id, e.status_code, audited=True, error=e.detail)
-    return RedirectResponse(f"/console/cert/{cert_id}?done=cancelled", status_code=303)
+        return Cancellation(reason=reason.strip())
+
+    hint = "Nhập lý do hủy (ít nhất 10 ký tự) và đánh dấu xác nhận."
+    return _change(
+        request, s, cert_id, "cancel_registration", build, registration.cancel_registration, "cancelled", hint
+    )
 
 
 # -- worklists --------------------------------------------------------------------------------------------------
