@@ -33,18 +33,20 @@ class FrozenClock:
         return clock.vn_date(dt.datetime.now(dt.UTC))
 
 
-def set_database_clock(admin_url: str, database: str, offset: dt.timedelta) -> None:
-    """New sessions of `database` see wh.clock() = now() + offset."""
+def set_database_clock(admin_url: str, database: str, at: dt.datetime) -> None:
+    """New sessions of `database` see wh.clock() start at `at` and tick. The offset is taken from the server's own
+    now(), not Python's: the two clocks may differ (a faked process clock, a remote server)."""
     with psycopg.connect(admin_url, autocommit=True) as c:
-        c.execute(f"ALTER DATABASE \"{database}\" SET certpipe.clock_offset = '{offset.total_seconds():.6f} seconds'")
+        server_now = c.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        offset = (at - server_now).total_seconds()
+        c.execute(f"ALTER DATABASE \"{database}\" SET certpipe.clock_offset = '{offset:.6f} seconds'")
 
 
 @contextmanager
 def frozen(at: dt.datetime, *, admin_url: str | None = None, database: str | None = None):
     """Python's clock starts at `at` and ticks; with a database, its wh.clock() is moved by the same offset
     (open connections keep the old setting: open them inside this block)."""
-    offset = at - dt.datetime.now(dt.UTC)
     if admin_url and database:
-        set_database_clock(admin_url, database, offset)
+        set_database_clock(admin_url, database, at)
     with time_machine.travel(at, tick=True):
         yield FrozenClock(at)
