@@ -238,6 +238,23 @@ def test_stream_of_batches_applies_in_order_with_the_same_rules(wh, warehouse_ds
     ).fetchone() == (2, "3300")
 
 
+def test_stream_gives_batch_by_batch_outcomes_when_a_record_is_re_sent_after_a_change_still_in_flight(
+    wh, warehouse_dsn
+):
+    """The look-up of re-sent records runs ahead of the batches being applied: a record this source sent before
+    (found re-sent) whose certificate an uncommitted batch changes must still be compared with what that batch
+    stores, not taken as unchanged."""
+    v1, v2 = birth(1, CAN_NANG_CON=3000), birth(1, CAN_NANG_CON=3100)
+    run(wh, [v1, birth(2)])  # the source sent v1 before: its raw hash is known
+    wh.commit()
+    batches = [([v2, birth(2)], None, {}), ([v1, birth(2)], None, {}), ([v1], None, {}), ([v2], None, {})]
+    results = list(ingest_stream(warehouse_dsn, iter(batches), kind="GCS", source="his", source_ref="01020"))
+    assert [(r.updated, r.unchanged) for r in results] == [(1, 1), (1, 1), (0, 1), (1, 0)]
+    assert wh.execute(
+        "SELECT version, record->>'CAN_NANG_CON' FROM wh.certificate WHERE cert_key LIKE '00001.%'"
+    ).fetchone() == (4, "3100")
+
+
 def test_stream_failure_marks_the_unapplied_batches_failed_and_keeps_the_applied_ones(wh, warehouse_dsn):
     def batches():
         yield [birth(1)], None, {}

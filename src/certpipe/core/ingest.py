@@ -184,6 +184,12 @@ class Prepared:
     earlier: list[tuple[int, str, bytes]] = field(default_factory=list)  # (row, key, hash): superseded copies
 
 
+def raw_hashes(records: Sequence[Mapping]) -> list[bytes]:
+    """The raw hash of each record as received (what a re-send is recognised by)."""
+    with _gc_paused():
+        return [raw_hash(r) for r in records]
+
+
 def lookup_resent(
     conn: psycopg.Connection, *, kind: str, source: str, source_ref: str, raws: Sequence[bytes]
 ) -> dict[bytes, tuple]:
@@ -565,8 +571,7 @@ def prepare_batch(
     refusals: Mapping[int, list[dict]] | None = None,
 ) -> Prepared:
     """Raw hashes, the look-up of what this source re-sent (skipped when `conn` is None), then prepare()."""
-    with _gc_paused():
-        raws = [raw_hash(r) for r in records]
+    raws = raw_hashes(records)
     resent = lookup_resent(conn, kind=kind, source=source, source_ref=source_ref, raws=raws) if conn else {}
     return prepare(
         kind=kind,
