@@ -62,11 +62,11 @@ def ingest_stream(
             "SELECT EXISTS (SELECT FROM wh.certificate_source WHERE source = %s AND source_ref = %s)",
             (source, source_ref),
         )
-        lookups = lookup_conn = None
+        lookups: tuple[ThreadPoolExecutor, psycopg.Connection] | None = None
         if not fresh:
             lookup_conn = stack.enter_context(warehouse.connect(dsn))
             lookup_conn.autocommit = True
-            lookups = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="certpipe-lookup"))
+            lookups = (stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="certpipe-lookup")), lookup_conn)
         ahead: deque[_Read] = deque()
         changing: deque[set[str]] = deque(maxlen=_IN_FLIGHT)  # keys staged by the batches last prepared
         pending: Future | None = None
@@ -106,8 +106,8 @@ def ingest_stream(
                 raws = raw_hashes(records)
                 found = None
                 if lookups is not None:
-                    found = lookups.submit(
-                        lookup_resent, lookup_conn, kind=kind, source=source, source_ref=source_ref, raws=raws
+                    found = lookups[0].submit(
+                        lookup_resent, lookups[1], kind=kind, source=source, source_ref=source_ref, raws=raws
                     )
                 ahead.append(_Read(batch_id, records, ids, raws, found, time.perf_counter() - t))
                 if len(ahead) > (1 if lookups is not None else 0):
