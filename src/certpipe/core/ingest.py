@@ -70,8 +70,13 @@ class BatchResult:
 # 50,000 array elements cost the client more than the look-up costs the server. No key holds a line break
 # (normalised text never does).
 KNOWN_SQL = """
+WITH found AS MATERIALIZED (
+    SELECT c.cert_id FROM unnest(string_to_array(%(keys)s, E'\\n')) AS k(cert_key)
+    CROSS JOIN LATERAL (SELECT cert_id FROM wh.certificate c
+                        WHERE c.kind = %(kind)s AND c.cert_key = k.cert_key OFFSET 0) c
+)
 SELECT cert_key, cert_id, status, content_hash, last_source FROM wh.certificate
-WHERE kind = %s AND cert_key = ANY(string_to_array(%s, E'\\n')) ORDER BY cert_id FOR UPDATE
+WHERE cert_id = ANY(ARRAY(SELECT cert_id FROM found)) ORDER BY cert_id FOR UPDATE
 """
 
 # Ids for new certificates: usually one contiguous run (then only its ends come back), else the list (sorted
@@ -377,7 +382,11 @@ def apply(conn: psycopg.Connection, batch_id: int, p: Prepared) -> BatchResult:
             return result
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_IDS[kind],))
         # Known certificates are locked first, so a registrar marking one used cannot slip in between.
-        known = {r[0]: r[1:] for r in conn.execute(KNOWN_SQL, (kind, "\n".join(p.staged)))} if p.staged else {}
+        known = (
+            {r[0]: r[1:] for r in conn.execute(KNOWN_SQL, {"kind": kind, "keys": "\n".join(p.staged)})}
+            if p.staged
+            else {}
+        )
         rows = p.rows.with_columns(rid=ids.gather(p.rows["row"]) if len(p.rows) else pl.lit(None, pl.String))
         is_new = ~rows["key"].is_in(list(known)) if known else pl.repeat(True, len(rows), eager=True)
         new = rows.filter(is_new)
