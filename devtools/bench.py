@@ -127,6 +127,26 @@ def restart_with(pg, durability: str) -> str:
     return f"{durability} (" + ", ".join(f"{k}={v}" for k, v in got.items()) + ")"
 
 
+@contextlib.contextmanager
+def throwaway_warehouse(name: str, durability: str = "relaxed") -> Iterator[tuple[str, str]]:
+    """A migrated warehouse database `name` on an embedded server of its own, restarted with the durability
+    settings (restart_with); yields (its URL, the settings as text); the server is destroyed afterwards."""
+    import psycopg
+
+    from certpipe import warehouse
+
+    with tempfile.TemporaryDirectory(prefix=f"certpipe-{name}-") as tmp:
+        pg = embedded_pg.EmbeddedPostgres(Path(tmp) / "pg", embedded_pg.free_port()).start()
+        try:
+            settings = restart_with(pg, durability)
+            with psycopg.connect(pg.url, autocommit=True) as c:
+                c.execute(f'CREATE DATABASE "{name}"')
+            warehouse.migrate(pg.url_for(name))
+            yield pg.url_for(name), settings
+        finally:
+            pg.destroy()
+
+
 # ---------------------------------------------------------------- CPU per record, client and server
 
 PG_PID_ENV = "CERTPIPE_BENCH_PG_PID"  # the embedded server's postmaster: its CPU and its processes' are counted

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -106,26 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     import logging
 
-    import psycopg
-
-    from certpipe import warehouse
     from devtools import bench
-    from devtools.embedded_pg import EmbeddedPostgres, free_port
 
     logging.disable(logging.INFO)
-    with tempfile.TemporaryDirectory(prefix="certpipe-copy-levers-") as tmp:
-        pg = EmbeddedPostgres(Path(tmp) / "pg", free_port()).start()
-        try:
-            settings = bench.restart_with(pg, "relaxed")
-            with psycopg.connect(pg.url, autocommit=True) as c:
-                c.execute("CREATE DATABASE copy_levers")
-            dsn = pg.url_for("copy_levers")
-            warehouse.migrate(dsn)
-            batch = list(bench.records(bench.DEFAULT_BATCH))
-            t = time.perf_counter()
-            got = measure(dsn, variants(batch), a.reps)
-        finally:
-            pg.destroy()
+    with bench.throwaway_warehouse("copy_levers") as (dsn, settings):
+        batch = list(bench.records(bench.DEFAULT_BATCH))
+        t = time.perf_counter()
+        got = measure(dsn, variants(batch), a.reps)
     n = bench.DEFAULT_BATCH
     print(
         f"\nServer CPU of the COPY of {n:,} new certificates into wh.certificate (minimum of {a.reps}), "

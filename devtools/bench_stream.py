@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,43 +21,30 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import logging
 
-    import psycopg
-
-    from certpipe import warehouse
     from certpipe.core import validate
     from certpipe.core.stream import ingest_stream
     from devtools import bench
-    from devtools.embedded_pg import EmbeddedPostgres, free_port
 
     logging.disable(logging.INFO)
-    with tempfile.TemporaryDirectory(prefix="certpipe-bench-stream-") as tmp:
-        pg = EmbeddedPostgres(Path(tmp) / "pg", free_port()).start()
-        try:
-            bench.restart_with(pg, "relaxed")
-            with psycopg.connect(pg.url, autocommit=True) as c:
-                c.execute("CREATE DATABASE bench")
-            dsn = pg.url.rsplit("/", 1)[0] + "/bench"
-            warehouse.migrate(dsn)
-            batches = [(chunk, None, {"offset": off}) for off, chunk in bench.batches(a.records, bench.DEFAULT_BATCH)]
-            validate.suite_runner(bench.KIND)  # GX's import and context, outside the timings
-            took = {}
-            for label in ("first load", "identical re-run"):
-                t = time.perf_counter()
-                split = [
-                    (r.timings["prepare_s"], r.timings["apply_s"])
-                    for r in ingest_stream(
-                        dsn, iter(batches), kind=bench.KIND, source=bench.SOURCE, source_ref=bench.SOURCE
-                    )
-                ]
-                took[label] = time.perf_counter() - t
-                per = len(split)
-                print(
-                    f"{label}: {took[label]:.2f} s, per batch prepare {sum(s[0] for s in split) / per:.2f} s, "
-                    f"apply {sum(s[1] for s in split) / per:.2f} s"
+    with bench.throwaway_warehouse("bench_stream") as (dsn, _):
+        batches = [(chunk, None, {"offset": off}) for off, chunk in bench.batches(a.records, bench.DEFAULT_BATCH)]
+        validate.suite_runner(bench.KIND)  # GX's import and context, outside the timings
+        took = {}
+        for label in ("first load", "identical re-run"):
+            t = time.perf_counter()
+            split = [
+                (r.timings["prepare_s"], r.timings["apply_s"])
+                for r in ingest_stream(
+                    dsn, iter(batches), kind=bench.KIND, source=bench.SOURCE, source_ref=bench.SOURCE
                 )
-            print(f"re-run: {took['first load'] / took['identical re-run']:.2f} x the first load")
-        finally:
-            pg.destroy()
+            ]
+            took[label] = time.perf_counter() - t
+            per = len(split)
+            print(
+                f"{label}: {took[label]:.2f} s, per batch prepare {sum(s[0] for s in split) / per:.2f} s, "
+                f"apply {sum(s[1] for s in split) / per:.2f} s"
+            )
+        print(f"re-run: {took['first load'] / took['identical re-run']:.2f} x the first load")
     return 0
 
 

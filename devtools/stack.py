@@ -183,12 +183,13 @@ def seed_airflow(env: dict, warehouse_url: str, sandbox_url: str, quality_url: s
     from certpipe.warehouse.logins import write_secret
     from devtools.connections import pg_connection
 
-    def pg(url: str, description: str) -> dict:
-        return pg_connection(url, description=description)
-
-    conns = {"warehouse_db": pg(warehouse_url, "Certificate warehouse (embedded), ingestion login")}
+    conns = {
+        "warehouse_db": pg_connection(warehouse_url, description="Certificate warehouse (embedded), ingestion login")
+    }
     if quality_url:
-        conns["warehouse_quality"] = pg(quality_url, "Certificate warehouse, Data quality page (read-only login)")
+        conns["warehouse_quality"] = pg_connection(
+            quality_url, description="Certificate warehouse, Data quality page (read-only login)"
+        )
     for code, name in HOSPITALS:
         conns[f"his_{code}"] = {
             "conn_type": "http",
